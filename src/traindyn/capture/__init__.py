@@ -1,0 +1,28 @@
+"""Capture: every forward pass that produces measurements (hooks, schedules, the Tracker)."""
+
+from traindyn.capture.hooks import (
+    Capture,
+    capture_activations,
+    default_layers,
+    infer_layout,
+    resolve_layers,
+    select_output,
+)
+from traindyn.capture.schedule import AtSteps, Every, LogSpaced, Schedule, as_schedule
+from traindyn.capture.tracker import Tracker, TrackerWarning
+
+__all__ = [
+    "AtSteps",
+    "Capture",
+    "Every",
+    "LogSpaced",
+    "Schedule",
+    "Tracker",
+    "TrackerWarning",
+    "as_schedule",
+    "capture_activations",
+    "default_layers",
+    "infer_layout",
+    "resolve_layers",
+    "select_output",
+]

@@ -1,0 +1,662 @@
+"""The Tracker: a probe pass on schedule, metrics off the training thread, rows to a run.
+
+Two lines in a training loop::
+
+    tracker = td.Tracker(model, probe=(x_probe, y_probe), run="runs/my-run", every=5)
+    for step, (x, y) in enumerate(loader):
+        ...
+        tracker.step(step, loss=loss)
+    tracker.close()
+
+Data flow per sample: hooks (training thread, cheap: detach + copy) -> bounded queue ->
+worker thread (reduce to 2-D, ``metrics.measure``, append rows, flush every few seconds)
+-> parquet parts in the run directory. When the queue is full, ``step`` waits for the
+worker (backpressure) instead of growing memory without bound.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from traindyn._validation import check_in, check_positive
+from traindyn.capture.hooks import (
+    Capture,
+    LayerSelector,
+    Layout,
+    OutputSelector,
+    capture_activations,
+    infer_layout,
+    resolve_layers,
+)
+from traindyn.capture.schedule import Schedule, as_schedule
+from traindyn.exceptions import ConfigError, ProbeError, StoreError
+from traindyn.metrics import DEFAULT_METRICS, get_metric, measure, reduce_activation
+from traindyn.store import Run
+from traindyn.store.checkpoints import fingerprint, save_checkpoint
+
+__all__ = ["CaptureMode", "ReduceRule", "Tracker", "TrackerWarning"]
+
+CaptureMode = Literal["probe", "batch"]
+ReduceRule = Literal["mean", "flatten", "per_position"]
+_MODES: tuple[CaptureMode, ...] = ("probe", "batch")
+_RULES: tuple[ReduceRule, ...] = ("mean", "flatten", "per_position")
+
+
+class TrackerWarning(UserWarning):
+    """A measurement failed or the tracker was used in a way that records nothing."""
+
+
+@dataclass
+class _Sample:
+    step: int
+    capture: Capture
+    n_chunks: int
+    stats: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class _Pending:
+    """Scalars recorded on the training thread; tensors are converted off it."""
+
+    step: int
+    values: dict[str, float | torch.Tensor] = field(default_factory=dict)
+
+
+class Tracker:
+    """Record per-layer representation metrics and training scalars into a run directory.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Any PyTorch model. It is never modified; hooks exist only during a sample.
+    probe : (x, y) or x or None
+        Fixed probe inputs (and optional integer targets) measured at every sample in
+        ``mode="probe"``. ``x`` is anything the model's forward accepts as its single
+        positional argument (a tensor, or a dict of tensors for Hugging Face models).
+    run : str, Path or Run
+        Run directory to create (or a :class:`traindyn.store.Run`).
+    every : int, list of int, or Schedule
+        When to sample: every N steps, at explicit steps, or a schedule such as
+        :class:`~traindyn.capture.schedule.LogSpaced`. Default 5 (the seeds' cadence).
+    layers : None, str, list of str, or callable
+        Which modules to measure; see :func:`traindyn.capture.hooks.resolve_layers`.
+    metrics : sequence of str
+        Registered metric names (``traindyn.metrics.METRICS``); default the five
+        spectral metrics, all computed from one eigendecomposition per layer.
+    mode : {"probe", "batch"}
+        ``"probe"`` (default) runs the fixed probe set in eval mode under ``no_grad`` and
+        restores every module's train/eval flag and the torch RNG state, so training is
+        bit-identical with and without tracking. ``"batch"`` measures the current
+        training batch during the user's own forward pass (cheapest; wrap the forward in
+        ``with tracker.watch(step):``).
+    reduce : {"mean", "flatten", "per_position"}
+        How conv ``(n, c, h, w)`` and token ``(n, t, d)`` outputs become 2-D: mean over
+        spatial/token positions (default; Conv1d ``(N, C, L)`` is thus measured over
+        channels), flatten, or every position as a sample. Recorded in ``run.json``.
+    layouts : mapping of layer name to layout, optional
+        Override the inferred channel layout of specific layers.
+    output_selector : callable or mapping of layer name to callable, optional
+        Picks the representation out of a module output that is not a tensor (tuples of
+        LSTMs, attention, HF blocks). Default: first tensor / ``last_hidden_state``.
+    probe_batch_size : int, optional
+        Run the probe in chunks of this size (default: one pass).
+    checkpoint_every : int, list of int, Schedule or None
+        Save safetensors checkpoints into ``run/checkpoints`` on this schedule.
+    flush_interval : float
+        Seconds between flushes of buffered rows to disk (default 5.0): a run killed at
+        any moment keeps everything older than this.
+    queue_size : int
+        Samples waiting for the worker before ``step`` blocks (backpressure).
+    config : mapping, optional
+        Extra configuration recorded in ``run.json`` (hyper-parameters, dataset...).
+    resume : bool
+        Append to an existing run directory (use with :meth:`load_state_dict`).
+
+    Notes
+    -----
+    The constructor only validates and stores its arguments; the run directory is
+    created and the worker started on first use (``step``, ``watch`` or ``with``).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        probe: Any = None,
+        run: str | Path | Run = "runs/run",
+        *,
+        every: int | Sequence[int] | Schedule = 5,
+        layers: LayerSelector = None,
+        metrics: Sequence[str] = DEFAULT_METRICS,
+        mode: CaptureMode = "probe",
+        reduce: ReduceRule = "mean",
+        layouts: Mapping[str, Layout] | None = None,
+        output_selector: OutputSelector | Mapping[str, OutputSelector] | None = None,
+        probe_batch_size: int | None = None,
+        checkpoint_every: int | Sequence[int] | Schedule | None = None,
+        flush_interval: float = 5.0,
+        queue_size: int = 8,
+        config: Mapping[str, Any] | None = None,
+        resume: bool = False,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
+        check_in(mode, _MODES, name="mode")
+        check_in(reduce, _RULES, name="reduce")
+        check_positive(flush_interval, name="flush_interval")
+        if queue_size < 1:
+            raise ConfigError(f"queue_size must be >= 1; got {queue_size!r}.")
+        if probe_batch_size is not None and probe_batch_size < 1:
+            raise ConfigError(f"probe_batch_size must be >= 1; got {probe_batch_size!r}.")
+        if isinstance(metrics, str):
+            metrics = (metrics,)
+        for name in metrics:
+            get_metric(name)  # unknown names fail here, listing the valid ones
+        if mode == "probe" and probe is None:
+            raise ConfigError(
+                "probe must be given in mode='probe'; pass probe=(x, y) with a fixed set of "
+                "inputs, or use mode='batch' to measure the training batch."
+            )
+        self.model = model
+        self.probe = probe
+        self.run = run
+        self.every = every
+        self.layers = layers
+        self.metrics = tuple(metrics)
+        self.mode = mode
+        self.reduce = reduce
+        self.layouts = dict(layouts or {})
+        self.output_selector = output_selector
+        self.probe_batch_size = probe_batch_size
+        self.checkpoint_every = checkpoint_every
+        self.flush_interval = float(flush_interval)
+        self.queue_size = queue_size
+        self.config = dict(config or {})
+        self.resume = resume
+        self.schedule_: Schedule = as_schedule(every)
+        self.checkpoint_schedule_: Schedule | None = (
+            None
+            if checkpoint_every is None
+            else as_schedule(checkpoint_every, name="checkpoint_every")
+        )
+        self._started = False
+        self._closed = False
+        self._last_step: int | None = None
+        self._n_samples = 0
+        self._warned: set[str] = set()
+        self._pending_warnings: list[str] = []
+        self._lock = threading.Lock()
+        self._worker_error: BaseException | None = None
+        self._batch_capture: Capture | None = None
+        self._scalar_buffer: list[_Pending] = []
+        self._last_ship = time.monotonic()
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> Tracker:
+        self._start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.close()
+        else:
+            self.close(status="failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _start(self) -> None:
+        if self._started:
+            return
+        if self._closed:
+            raise ConfigError("this Tracker is closed; create a new one to record more.")
+        self.layers_ = resolve_layers(self.model, self.layers)
+        unknown = sorted(set(self.layouts) - set(self.layers_))
+        if unknown:
+            raise ConfigError(f"layouts names layers that are not tracked: {unknown}.")
+        self.layouts_: dict[str, Layout] = {
+            name: self.layouts.get(name) or infer_layout(self.model, name) for name in self.layers_
+        }
+        self.device_ = _model_device(self.model)
+        if self.mode == "probe":
+            self.probe_x_, self.probe_y_ = _prepare_probe(self.probe, self.device_)
+        if isinstance(self.run, Run):
+            self.run_ = self.run
+        else:
+            self.run_ = Run.create(
+                self.run,
+                config=self._run_config(),
+                model_fingerprint=fingerprint(self.model, self.config.get("model")),
+                probe=self._probe_description(),
+                exist_ok=self.resume,
+            )
+        self._queue: queue.Queue[_Sample | list[_Pending] | None] = queue.Queue(self.queue_size)
+        self._worker = threading.Thread(target=self._work, name="traindyn-tracker", daemon=True)
+        self._worker.start()
+        self._started = True
+
+    def close(
+        self, *, status: Literal["finished", "failed"] = "finished", error: str | None = None
+    ) -> None:
+        """Drain the queue, flush every row, and mark the run finished (or failed)."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._started:
+            return
+        self._ship_scalars(time.monotonic())
+        self._queue.put(None)
+        self._worker.join()
+        self._emit_warnings()
+        if self._worker_error is not None and status == "finished":
+            status, error = "failed", f"tracker worker failed: {self._worker_error!r}"
+        self.run_.finish(status=status, error=error)
+        if self._worker_error is not None:
+            raise StoreError(f"recording into {self.run_.path} failed: {self._worker_error}") from (
+                self._worker_error
+            )
+
+    # ------------------------------------------------------------------ training API
+    def is_due(self, step: int) -> bool:
+        """True when ``step`` will be measured (and was not measured before a resume)."""
+        if self._last_step is not None and step <= self._last_step:
+            return False
+        return self.schedule_.is_due(step)
+
+    @contextmanager
+    def watch(self, step: int) -> Iterator[None]:
+        """In ``mode="batch"``, wrap the training forward pass of ``step`` in this block.
+
+        Hooks are registered only when ``step`` is due, and removed on exit.
+        """
+        self._start()
+        if self.mode != "batch" or not self.is_due(step):
+            yield
+            return
+        with capture_activations(
+            self.model, self.layers_, output_selector=self.output_selector
+        ) as cap:
+            yield
+        self._batch_capture = cap
+
+    def step(
+        self,
+        step: int,
+        *,
+        loss: float | torch.Tensor | None = None,
+        outputs: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+        lr: float | None = None,
+        grad_norm: float | torch.Tensor | None = None,
+        **scalars: float | torch.Tensor,
+    ) -> None:
+        """Record scalars for ``step`` and, when a sample is due, measure every layer.
+
+        Parameters
+        ----------
+        step : int
+            The global training step (non-decreasing).
+        loss, lr, grad_norm, **scalars : float or 0-d tensor
+            Recorded under their names in the scalars table at every call. Tensors are
+            detached here and converted off the training thread.
+        outputs, targets : tensor, optional
+            Logits ``(n, classes)`` (or ``(n, t, vocab)``) and integer targets of the
+            training batch: ``batch_accuracy`` and ``batch_confidence`` (mean probability
+            of the correct class) are recorded.
+        """
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ConfigError(f"step must be a non-negative int; got {step!r}.")
+        self._start()
+        self._raise_worker_error()
+        pending = _Pending(step)
+        for name, value in (("loss", loss), ("lr", lr), ("grad_norm", grad_norm), *scalars.items()):
+            if value is not None:
+                pending.values[name] = value.detach() if isinstance(value, torch.Tensor) else value
+        if outputs is not None and targets is not None:
+            pending.values.update(_classification_stats(outputs.detach(), targets, prefix="batch"))
+        if pending.values:
+            self._scalar_buffer.append(pending)
+        now = time.monotonic()
+        if self._scalar_buffer and (
+            now - self._last_ship >= self.flush_interval / 4 or len(self._scalar_buffer) >= 1024
+        ):
+            self._ship_scalars(now)
+        if self.is_due(step):
+            self._sample(step)
+            self._last_step = step
+        if self.checkpoint_schedule_ is not None and self.checkpoint_schedule_.is_due(step):
+            save_checkpoint(self.model, self.run_.path, step, config=self.config.get("model"))
+        self._emit_warnings()
+
+    # ------------------------------------------------------------------ resume
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed tracker needs to continue its schedule without duplicate rows."""
+        return {
+            "version": 1,
+            "last_step": self._last_step,
+            "n_samples": self._n_samples,
+            "warned": sorted(self._warned),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` output; steps up to ``last_step`` are not resampled."""
+        if state.get("version") != 1:
+            raise ConfigError(f"state['version'] must be 1; got {state.get('version')!r}.")
+        last = state.get("last_step")
+        self._last_step = None if last is None else int(last)
+        self._n_samples = int(state.get("n_samples", 0))
+        self._warned = set(state.get("warned", ()))
+
+    # ------------------------------------------------------------------ internals
+    def _sample(self, step: int) -> None:
+        stats: dict[str, torch.Tensor] = {}
+        if self.mode == "probe":
+            cap, n_chunks, stats = self._probe_pass()
+        else:
+            if self._batch_capture is None:
+                self._warn_once(
+                    "batch-no-watch",
+                    f"step {step} was due but no activations were captured: in mode='batch' "
+                    "wrap the forward pass in `with tracker.watch(step):`.",
+                )
+                return
+            cap, n_chunks = self._batch_capture, 1
+            self._batch_capture = None
+        self._n_samples += 1
+        self._ship_scalars(time.monotonic())
+        self._queue.put(_Sample(step, cap, n_chunks, stats))  # blocks when full: backpressure
+
+    def _ship_scalars(self, now: float) -> None:
+        # Scalars travel in batches: one queue operation per few hundred steps, not per step.
+        if self._scalar_buffer:
+            self._queue.put(self._scalar_buffer)
+            self._scalar_buffer = []
+        self._last_ship = now
+
+    def _probe_pass(self) -> tuple[Capture, int, dict[str, torch.Tensor]]:
+        model = self.model
+        flags = [(m, m.training) for m in model.modules()]
+        cpu_rng = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None  # type: ignore[no-untyped-call]
+        chunks = _chunks(self.probe_x_, self.probe_batch_size)
+        try:
+            model.eval()
+            with (
+                torch.no_grad(),
+                capture_activations(
+                    model, self.layers_, output_selector=self.output_selector
+                ) as cap,
+            ):
+                outs = [model(x) for x in chunks]
+        finally:
+            for module, was_training in flags:
+                module.training = was_training
+            torch.set_rng_state(cpu_rng)
+            if cuda_rng is not None:
+                torch.cuda.set_rng_state_all(cuda_rng)
+        stats: dict[str, torch.Tensor] = {}
+        if self.probe_y_ is not None:
+            try:
+                logits = torch.cat([_logits(o) for o in outs], dim=0)
+                stats = _classification_stats(logits, self.probe_y_, prefix="probe")
+            except Exception as exc:
+                self._warn_once(
+                    "probe-stats",
+                    f"probe accuracy/confidence not recorded: {type(exc).__name__}: {exc}",
+                )
+        return cap, len(chunks), stats
+
+    def _work(self) -> None:
+        last_flush = time.monotonic()
+        while True:
+            item: _Sample | list[_Pending] | _IdleType | None
+            try:
+                item = self._queue.get(timeout=self.flush_interval / 4)
+            except queue.Empty:
+                item = _IdleType()
+            try:
+                if item is None:
+                    self.run_.flush()
+                    return
+                if isinstance(item, list):
+                    for pending in item:
+                        values = {k: _to_float(v) for k, v in pending.values.items()}
+                        self.run_.append_scalars(pending.step, values)
+                elif isinstance(item, _Sample):
+                    self._measure(item)
+                # half the interval here plus a quarter for shipping scalars: every row
+                # older than flush_interval is on disk
+                if time.monotonic() - last_flush >= self.flush_interval / 2:
+                    self.run_.flush()
+                    last_flush = time.monotonic()
+            except BaseException as exc:  # surfaced on the training thread at the next step
+                self._worker_error = exc
+                _drain(self._queue)
+                return
+
+    def _measure(self, sample: _Sample) -> None:
+        cap = sample.capture
+        rows: list[tuple[int, str, str, float, str | None]] = []
+        if sample.stats:
+            self.run_.append_scalars(
+                sample.step, {k: _to_float(v) for k, v in sample.stats.items()}
+            )
+        for layer in self.layers_:
+            reason = cap.errors.get(layer)
+            calls = cap.calls.get(layer, 0)
+            if reason is None and calls == 0:
+                reason = "layer did not run during the forward pass"
+            elif reason is None and calls != sample.n_chunks:
+                reason = (
+                    f"module ran {calls} times in a pass of {sample.n_chunks} chunk(s); a reused "
+                    "module has no single representation: track a distinct module instead"
+                )
+            if reason is not None:
+                self._warn_once(f"{layer}:{reason}", f"layer {layer!r} not measured: {reason}")
+                rows.extend((sample.step, layer, m, math.nan, reason) for m in self.metrics)
+                continue
+            acts = cap.stacked(layer)
+            assert acts is not None  # calls > 0 and no error means a tensor was stored
+            try:
+                X = reduce_activation(acts, rule=self.reduce, layout=self.layouts_[layer])
+            except ValueError as exc:
+                msg = f"{type(exc).__name__}: {exc}"
+                self._warn_once(f"{layer}:reduce", f"layer {layer!r} not measured: {msg}")
+                rows.extend((sample.step, layer, m, math.nan, msg) for m in self.metrics)
+                continue
+            for result in measure(X, self.metrics):
+                if result.reason is not None:
+                    self._warn_once(
+                        f"{layer}:{result.metric}",
+                        f"{result.metric} of layer {layer!r} is NaN from step {sample.step}: "
+                        f"{result.reason}",
+                    )
+                rows.append((sample.step, layer, result.metric, result.value, result.reason))
+        self.run_.append_metrics(rows)
+
+    def _warn_once(self, key: str, message: str) -> None:
+        with self._lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+            self._pending_warnings.append(message)
+
+    def _emit_warnings(self) -> None:
+        # Warnings raised in the worker thread would be lost (or, under -W error, kill it):
+        # they are queued there and raised here, on the caller's thread.
+        with self._lock:
+            messages, self._pending_warnings = self._pending_warnings, []
+        for message in messages:
+            warnings.warn(message, TrackerWarning, stacklevel=3)
+
+    def _raise_worker_error(self) -> None:
+        if self._worker_error is not None:
+            raise StoreError(
+                f"recording into {self.run_.path} failed: {self._worker_error}"
+            ) from self._worker_error
+
+    def _run_config(self) -> dict[str, Any]:
+        return {
+            "tracker": {
+                "mode": self.mode,
+                "schedule": repr(self.schedule_),
+                "layers": self.layers_,
+                "metrics": list(self.metrics),
+                "reduce": self.reduce,
+                "layouts": self.layouts_,
+                "flush_interval_s": self.flush_interval,
+                "checkpoint_schedule": None
+                if self.checkpoint_schedule_ is None
+                else repr(self.checkpoint_schedule_),
+            },
+            **self.config,
+        }
+
+    def _probe_description(self) -> dict[str, Any]:
+        if self.mode != "probe":
+            return {"mode": "batch"}
+        desc: dict[str, Any] = {"mode": "probe", "n": _n_samples(self.probe_x_)}
+        if isinstance(self.probe_x_, torch.Tensor):
+            desc["shape"] = list(self.probe_x_.shape)
+            desc["dtype"] = str(self.probe_x_.dtype)
+        if self.probe_y_ is not None:
+            labels, counts = torch.unique(self.probe_y_.cpu(), return_counts=True)
+            if labels.numel() <= 1000:
+                desc["class_counts"] = {
+                    str(int(k)): int(c) for k, c in zip(labels, counts, strict=True)
+                }
+        return desc
+
+
+class _IdleType:
+    """Nothing arrived within half a flush interval: time to check the flush clock."""
+
+
+def _drain(q: queue.Queue[Any]) -> None:
+    # keep a blocked producer from waiting forever once the worker has died
+    def drain_forever() -> None:
+        while True:
+            q.get()
+
+    threading.Thread(target=drain_forever, daemon=True).start()
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for param in model.parameters():
+        return param.device
+    for buffer in model.buffers():
+        return buffer.device
+    return torch.device("cpu")
+
+
+def _prepare_probe(probe: Any, device: torch.device) -> tuple[Any, torch.Tensor | None]:
+    x, y = probe if isinstance(probe, tuple) and len(probe) == 2 else (probe, None)
+    if isinstance(x, torch.Tensor):
+        _check_probe_tensor(x, "probe x")
+        x = x.to(device)
+    elif isinstance(x, Mapping):
+        x = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in x.items()}
+    else:
+        raise ProbeError(
+            f"probe x must be a tensor or a mapping of tensors; got {type(x).__name__}. "
+            "Pass probe=(x, y) with torch tensors."
+        )
+    n = _n_samples(x)
+    if n < 2:
+        raise ProbeError(
+            f"probe must hold at least 2 samples (spectral metrics need a covariance); got {n}."
+        )
+    if y is not None:
+        if not isinstance(y, torch.Tensor):
+            raise ProbeError(f"probe y must be a tensor of class indices; got {type(y).__name__}.")
+        if y.shape[0] != n:
+            raise ProbeError(
+                f"probe y must have one target per sample; got {y.shape[0]} targets for {n} inputs."
+            )
+        if y.is_floating_point():
+            raise ProbeError(f"probe y must hold integer class indices; got dtype {y.dtype}.")
+        y = y.to(device)
+    return x, y
+
+
+def _check_probe_tensor(x: torch.Tensor, name: str) -> None:
+    if x.ndim == 0:
+        raise ProbeError(f"{name} must have a sample axis; got a 0-d tensor.")
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise ProbeError(f"{name} must be finite; it holds NaN or Inf values.")
+
+
+def _n_samples(x: Any) -> int:
+    if isinstance(x, torch.Tensor):
+        return int(x.shape[0])
+    for value in x.values():
+        if isinstance(value, torch.Tensor):
+            return int(value.shape[0])
+    raise ProbeError("probe mapping holds no tensor to count samples from.")
+
+
+def _chunks(x: Any, size: int | None) -> list[Any]:
+    n = _n_samples(x)
+    if size is None or size >= n:
+        return [x]
+    if isinstance(x, torch.Tensor):
+        return list(torch.split(x, size))
+    return [
+        {k: (v[i : i + size] if isinstance(v, torch.Tensor) else v) for k, v in x.items()}
+        for i in range(0, n, size)
+    ]
+
+
+def _logits(output: Any) -> torch.Tensor:
+    if isinstance(output, torch.Tensor):
+        return output
+    logits = getattr(output, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    if isinstance(output, (tuple, list)) and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise TypeError(f"cannot find logits in a model output of type {type(output).__name__}")
+
+
+def _classification_stats(
+    logits: torch.Tensor, targets: torch.Tensor, *, prefix: str
+) -> dict[str, torch.Tensor]:
+    """Accuracy ("match rate") and mean probability of the correct class, as 0-d tensors."""
+    if logits.ndim > 2:  # (n, t, vocab) token predictions
+        logits = logits.reshape(-1, logits.shape[-1])
+        targets = targets.reshape(-1)
+    if logits.ndim != 2 or logits.shape[0] != targets.shape[0]:
+        raise ValueError(
+            f"outputs must be logits (n, classes) matching targets (n,); got {tuple(logits.shape)} "
+            f"and {tuple(targets.shape)}"
+        )
+    targets = targets.to(logits.device)
+    valid = targets >= 0  # -100 style ignore indices
+    logits, targets = logits[valid], targets[valid]
+    probs = torch.softmax(logits.double(), dim=-1)
+    correct = probs.gather(1, targets.long().unsqueeze(1)).squeeze(1)
+    return {
+        f"{prefix}_accuracy": (logits.argmax(dim=-1) == targets).double().mean(),
+        f"{prefix}_confidence": correct.mean(),
+        f"{prefix}_loss": -torch.log(correct.clamp_min(1e-300)).mean(),
+    }
+
+
+def _to_float(value: float | torch.Tensor) -> float:
+    if isinstance(value, torch.Tensor):
+        return float(value.detach().double().cpu().reshape(-1)[0]) if value.numel() else math.nan
+    return float(value)

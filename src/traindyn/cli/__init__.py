@@ -1,0 +1,1 @@
+"""The ``traindyn`` command line (a thin layer over the Python API)."""

@@ -1,0 +1,266 @@
+"""The ``traindyn`` command: a thin typer layer over the public Python API."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from traindyn.exceptions import TraindynError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="traindyn",
+    help="Watch, measure and trust how a network's representations change while it trains.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+checkpoint_app = typer.Typer(help="Inspect checkpoints and explain why one does not fit a model.")
+app.add_typer(checkpoint_app, name="checkpoint")
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _friendly(func: F) -> F:
+    """Turn traindyn errors into a one-line reason and exit code 2 (no traceback)."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (TraindynError, FileNotFoundError) as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            raise typer.Exit(code=2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@_friendly
+def run(
+    suite: Annotated[
+        str, typer.Argument(help="Built-in suite name (see `traindyn suites`).")
+    ] = "quick",
+    out: Annotated[Path | None, typer.Option(help="Directory for the suite's runs.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Run a suite of experiments, then print a summary and draw heatmaps.
+
+    Example: traindyn run            (the built-in quick suite on bundled data)
+    """
+    from traindyn.experiments.executors import run_local
+    from traindyn.experiments.suite import builtin_suite
+
+    configs = builtin_suite(suite)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    root = out or Path("runs") / f"{suite}-{stamp}"
+    console.print(f"[bold]traindyn run {suite}[/]: {len(configs)} experiments -> {root}")
+    results = run_local(configs, root, workers=workers, show_progress=progress)
+    failed = [r for r in results if r.status == "failed"]
+    _print_suite_summary(root)
+    figures = _draw_heatmaps([r.run_dir for r in results if r.status == "finished"])
+    console.print(
+        f"\n[bold]{len(figures)}[/] heatmaps (layer x step) written, e.g. {figures[0]}"
+        if figures
+        else ""
+    )
+    for r in failed:
+        err_console.print(f"[red]failed[/] {r.name}: {r.error}")
+    console.print(
+        f"Runs are in [bold]{root}[/]; open one with td.open_run('{root / results[0].name}')."
+    )
+    if failed:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+@_friendly
+def suites() -> None:
+    """List the built-in suites.
+
+    Example: traindyn suites
+    """
+    from traindyn.experiments.suite import SUITES
+
+    table = Table("suite", "experiments", "description")
+    for name, (description, make) in SUITES.items():
+        table.add_row(name, str(len(make())), description)
+    console.print(table)
+
+
+@app.command("ls")
+@_friendly
+def ls(
+    root: Annotated[Path, typer.Argument(help="Directory holding runs.")] = Path("runs"),
+) -> None:
+    """List runs under a directory with their status, last step and size.
+
+    Example: traindyn ls runs/
+    """
+    from traindyn.store import open_runs
+
+    runs = open_runs(root)
+    manifests = runs.manifests
+    if manifests.empty:
+        console.print(f"no runs under {root}")
+        return
+    table = Table("run", "status", "steps", "size", "created")
+    for row in manifests.to_dict("records"):
+        table.add_row(
+            str(row["id"]),
+            str(row["status"]),
+            str(row["n_steps"]),
+            _size(int(row["size_bytes"])),
+            str(row["created_at"]),
+        )
+    console.print(table)
+
+
+@checkpoint_app.command("inspect")
+@_friendly
+def checkpoint_inspect(
+    path: Annotated[Path, typer.Argument(help="A .safetensors (or legacy .pt) file.")],
+) -> None:
+    """Show what a checkpoint holds: step, model class, config and every tensor.
+
+    Example: traindyn checkpoint inspect runs/x/checkpoints/step-100.safetensors
+    """
+    from traindyn.store.checkpoints import inspect_checkpoint
+
+    console.print(str(inspect_checkpoint(path)))
+
+
+@checkpoint_app.command("diff")
+@_friendly
+def checkpoint_diff(
+    path: Annotated[Path, typer.Argument(help="The checkpoint to check.")],
+    other: Annotated[
+        Path | None, typer.Argument(help="A second checkpoint to compare with.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="A model-zoo architecture, e.g. mlp_medium.")
+    ] = None,
+    dataset: Annotated[
+        str, typer.Option(help="Dataset fixing the model's input and classes.")
+    ] = "digits",
+) -> None:
+    """Explain why a checkpoint does not fit a model or another checkpoint.
+
+    Example: traindyn checkpoint diff a.safetensors b.safetensors
+             traindyn checkpoint diff a.safetensors --model mlp_medium --dataset digits
+    """
+    from traindyn.store.checkpoints import diff_checkpoint
+
+    target: Any
+    if other is not None and model is None:
+        target = other
+    elif model is not None and other is None:
+        from traindyn.experiments.datasets import load_dataset
+        from traindyn.experiments.models import build_model
+
+        data = load_dataset(dataset)
+        target = build_model(model, input_shape=data.input_shape, n_classes=data.n_classes)
+    else:
+        raise TraindynError("give exactly one of OTHER (a second checkpoint) or --model ARCH.")
+    diff = diff_checkpoint(path, target)
+    console.print(str(diff))
+    if not diff.compatible:
+        raise typer.Exit(code=1)
+
+
+def _print_suite_summary(root: Path) -> None:
+    from traindyn.analysis.summary import summarize_run
+    from traindyn.store import open_runs
+
+    runs = open_runs(root)
+    overview = Table("run", "status", "steps", "loss", "probe acc", "probe conf", title="Runs")
+    per_layer: list[tuple[str, Table]] = []
+    for run_id in runs.ids:
+        summary = summarize_run(runs[run_id])
+        overview.add_row(
+            run_id,
+            summary.status,
+            str(summary.last_step),
+            _fmt(summary.final.get("loss")),
+            _fmt(summary.final.get("probe_accuracy")),
+            _fmt(summary.final.get("probe_confidence")),
+        )
+        layers = summary.layers
+        if layers.empty:
+            continue
+        metric_names = list(dict.fromkeys(layers["metric"]))
+        table = Table(title=f"{run_id}: first -> last", title_justify="left")
+        table.add_column("layer", no_wrap=True)
+        for metric in metric_names:
+            table.add_column(_SHORT.get(metric, metric), justify="right", no_wrap=True)
+        for layer, group in layers.groupby("layer", sort=False):
+            cells = {
+                str(r["metric"]): f"{_fmt(float(r['first']))} -> {_fmt(float(r['last']))}"
+                for r in group.to_dict("records")
+            }
+            table.add_row(str(layer), *[cells.get(m, "-") for m in metric_names])
+        per_layer.append((run_id, table))
+    for _, table in per_layer:
+        console.print(table)
+    console.print(overview)
+
+
+def _draw_heatmaps(run_dirs: list[Path]) -> list[Path]:
+    from traindyn.report.figures import heatmap
+    from traindyn.store import open_run
+
+    written: list[Path] = []
+    for run_dir in run_dirs:
+        run = open_run(run_dir)
+        metrics = run.metrics
+        for metric in dict.fromkeys(metrics["metric"]):
+            path = run_dir / "figures" / f"heatmap-{metric}.png"
+            written.append(heatmap(metrics, str(metric), path=path, title=f"{run.id}: {metric}"))
+    return written
+
+
+_SHORT = {
+    "participation_ratio": "PR",
+    "effective_rank": "eff. rank",
+    "stable_rank": "stable rank",
+    "energy_rank": "energy rank",
+    "nuclear_norm_ratio": "nuclear ratio",
+    "twonn_dimension": "TwoNN",
+    "mle_dimension": "MLE",
+}
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TB"
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="traindyn")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Exceptions raised by traindyn.
+
+Every exception subclasses :class:`TraindynError` and a built-in, so callers can catch
+either the traindyn type or the familiar built-in::
+
+    TraindynError (Exception)
+    ├── ConfigError (ValueError)            a config, suite file or option is invalid
+    ├── ProbeError (ValueError)             probe data cannot be used (shape, NaN, 1 sample)
+    ├── MetricError (ValueError)            a metric cannot be computed on this input
+    ├── RunNotFound (FileNotFoundError)     no run directory / run.json at the given path
+    ├── StoreError (OSError)                a run directory is unreadable or corrupt
+    └── CheckpointMismatch (ValueError)     a checkpoint does not fit; lists every difference
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CheckpointMismatch",
+    "ConfigError",
+    "MetricError",
+    "ProbeError",
+    "RunNotFound",
+    "StoreError",
+    "TraindynError",
+]
+
+
+class TraindynError(Exception):
+    """Base class of every error raised by traindyn."""
+
+
+class ConfigError(TraindynError, ValueError):
+    """A configuration value is invalid; the message names the field and the fix."""
+
+
+class ProbeError(TraindynError, ValueError):
+    """Probe data cannot be used for measurement."""
+
+
+class MetricError(TraindynError, ValueError):
+    """A metric cannot be computed on the given input (too few samples, non-finite values)."""
+
+
+class RunNotFound(TraindynError, FileNotFoundError):
+    """No run exists at the given path."""
+
+
+class StoreError(TraindynError, OSError):
+    """A run directory exists but cannot be read or written as a run."""
+
+
+class CheckpointMismatch(TraindynError, ValueError):
+    """A checkpoint does not fit a model.
+
+    Parameters
+    ----------
+    message : str
+        Human-readable summary.
+    missing : list of str
+        Keys the model expects that the checkpoint lacks.
+    unexpected : list of str
+        Keys in the checkpoint that the model does not have.
+    shape_mismatch : list of str
+        ``"key: checkpoint (a, b) float32 vs model (c, d) float32"`` lines.
+    config_diff : list of str
+        ``"field: checkpoint X vs model Y"`` lines.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        missing: list[str] | None = None,
+        unexpected: list[str] | None = None,
+        shape_mismatch: list[str] | None = None,
+        config_diff: list[str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.missing = list(missing or [])
+        self.unexpected = list(unexpected or [])
+        self.shape_mismatch = list(shape_mismatch or [])
+        self.config_diff = list(config_diff or [])
