@@ -48,11 +48,15 @@ def as_2d_float(X: Any, *, name: str = "X", check_finite: bool = True) -> Array:
                 "tensor. Check the layer for overflow or a diverged run."
             )
         return T
-    A = np.asarray(X)
-    if A.dtype == object:
-        raise MetricError(f"{name} must be a numeric array; got dtype=object.")
-    if A.dtype not in (np.float32, np.float64):
-        A = A.astype(np.float64)
+    try:
+        A = np.asarray(X)
+        if A.dtype not in (np.float32, np.float64):
+            A = A.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise MetricError(
+            f"{name} must be a numeric array of shape (n_samples, n_features); could not convert "
+            f"a {type(X).__name__}: {exc}"
+        ) from exc
     _check_shape(A.shape, name)
     if check_finite and not np.isfinite(A).all():
         n_bad = int((~np.isfinite(A)).sum())

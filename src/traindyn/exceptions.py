@@ -10,6 +10,14 @@ either the traindyn type or the familiar built-in::
     ├── RunNotFound (FileNotFoundError)     no run directory / run.json at the given path
     ├── StoreError (OSError)                a run directory is unreadable or corrupt
     └── CheckpointMismatch (ValueError)     a checkpoint does not fit; lists every difference
+
+Warnings are deliberate and raised once per cause::
+
+    TraindynWarning (UserWarning)
+    ├── TrackerWarning                      a measurement failed (value recorded as NaN + reason)
+    ├── DuplicatePointsWarning              duplicate rows dropped before a k-NN estimate
+    ├── StoreWarning                        something in a run directory was skipped
+    └── PartialLoadWarning                  load_checkpoint(strict=False) skipped keys
 """
 
 from __future__ import annotations
@@ -17,11 +25,16 @@ from __future__ import annotations
 __all__ = [
     "CheckpointMismatch",
     "ConfigError",
+    "DuplicatePointsWarning",
     "MetricError",
+    "PartialLoadWarning",
     "ProbeError",
     "RunNotFound",
     "StoreError",
+    "StoreWarning",
+    "TrackerWarning",
     "TraindynError",
+    "TraindynWarning",
 ]
 
 
@@ -80,3 +93,23 @@ class CheckpointMismatch(TraindynError, ValueError):
         self.unexpected = list(unexpected or [])
         self.shape_mismatch = list(shape_mismatch or [])
         self.config_diff = list(config_diff or [])
+
+
+class TraindynWarning(UserWarning):
+    """Base class of every warning traindyn emits."""
+
+
+class TrackerWarning(TraindynWarning):
+    """A measurement failed or the tracker was used in a way that records nothing."""
+
+
+class DuplicatePointsWarning(TraindynWarning):
+    """Exact duplicate rows were dropped before a nearest-neighbour estimate."""
+
+
+class StoreWarning(TraindynWarning):
+    """Something in a run directory was skipped (a corrupt part, an unreadable run)."""
+
+
+class PartialLoadWarning(TraindynWarning):
+    """``load_checkpoint(strict=False)`` skipped keys; the message lists every one."""

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from traindyn.capture import default_layers
 from traindyn.exceptions import ConfigError
 from traindyn.experiments import (
     CNN,
@@ -22,7 +23,6 @@ from traindyn.experiments import (
     build_model,
     config_from_dict,
     config_to_dict,
-    default_layers,
     load_dataset,
     model_from_config,
 )
@@ -227,10 +227,7 @@ def test_config_from_dict_errors() -> None:
         config_from_dict({"family": "mlp", "input_shape": [1, 8, 8], "n_classes": 10, "x": 1})
 
 
-def test_default_layers_requires_the_method() -> None:
-    with pytest.raises(ConfigError, match=r"Sequential has no default_layers\(\) method"):
-        default_layers(nn.Sequential(nn.Linear(2, 2)))
-
+def test_capture_validates_declared_default_layers() -> None:
     class Broken(nn.Module):
         def default_layers(self) -> list[str]:
             return ["nope"]

@@ -42,7 +42,7 @@ from traindyn.capture.hooks import (
     resolve_layers,
 )
 from traindyn.capture.schedule import Schedule, as_schedule
-from traindyn.exceptions import ConfigError, ProbeError, StoreError
+from traindyn.exceptions import ConfigError, ProbeError, StoreError, TrackerWarning
 from traindyn.metrics import DEFAULT_METRICS, get_metric, measure, reduce_activation
 from traindyn.store import Run
 from traindyn.store.checkpoints import fingerprint, save_checkpoint
@@ -53,10 +53,6 @@ CaptureMode = Literal["probe", "batch"]
 ReduceRule = Literal["mean", "flatten", "per_position"]
 _MODES: tuple[CaptureMode, ...] = ("probe", "batch")
 _RULES: tuple[ReduceRule, ...] = ("mean", "flatten", "per_position")
-
-
-class TrackerWarning(UserWarning):
-    """A measurement failed or the tracker was used in a way that records nothing."""
 
 
 @dataclass

@@ -27,7 +27,6 @@ from traindyn.experiments.models import (
     build_model,
     config_from_dict,
     config_to_dict,
-    default_layers,
     model_from_config,
 )
 
@@ -48,7 +47,6 @@ __all__ = [
     "build_model",
     "config_from_dict",
     "config_to_dict",
-    "default_layers",
     "load_dataset",
     "model_from_config",
     "probe_description",

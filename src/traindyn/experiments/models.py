@@ -9,8 +9,8 @@ Models never seed a random generator: weights depend on the global torch generat
 the caller writes ``torch.manual_seed(seed)`` before :func:`build_model`.
 
 Every model lists the module paths worth tracking with its ``default_layers()`` method
-(the protocol :mod:`traindyn.capture` looks for when ``layers=None``; the function
-:func:`default_layers` calls it and checks the paths): paths of
+(the protocol :func:`traindyn.capture.default_layers` looks for when ``layers=None``):
+paths of
 :meth:`torch.nn.Module.named_modules` whose forward output is a hidden representation.
 """
 
@@ -44,7 +44,6 @@ __all__ = [
     "build_model",
     "config_from_dict",
     "config_to_dict",
-    "default_layers",
     "model_from_config",
 ]
 
@@ -603,7 +602,7 @@ def build_model(arch: str, *, input_shape: Sequence[int], n_classes: int) -> Zoo
     --------
     >>> _ = torch.manual_seed(0)
     >>> model = build_model("mlp_medium", input_shape=(1, 8, 8), n_classes=10)
-    >>> model.config.hidden, default_layers(model)
+    >>> model.config.hidden, model.default_layers()
     ((128, 128, 128), ['layers.0', 'layers.1', 'layers.2'])
     """
     spec = MODELS.get(arch) if isinstance(arch, str) else None
@@ -678,48 +677,3 @@ def config_from_dict(data: Mapping[str, Any]) -> ModelConfig:
         )
     config: ModelConfig = config_cls(**values)
     return config
-
-
-def default_layers(model: nn.Module) -> list[str]:
-    """Return the module paths to track for ``model``, from its ``default_layers()`` method.
-
-    Every zoo model defines ``default_layers()`` (paths of ``model.named_modules()``):
-    each hidden layer of an MLP, each conv block of a CNN, each encoder layer of a
-    transformer and its pooled head input. A user's own model opts in by defining the
-    same method. Unlike ``traindyn.capture``, which falls back to a heuristic for other
-    models, this raises, so an experiment never tracks layers nobody chose.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-
-    Returns
-    -------
-    list of str
-
-    Raises
-    ------
-    ConfigError
-        If ``model`` has no ``default_layers()`` method or it returns a path that is not
-        in ``model.named_modules()``.
-
-    Examples
-    --------
-    >>> default_layers(build_model("cnn_shallow", input_shape=(1, 8, 8), n_classes=10))
-    ['blocks.0', 'blocks.1']
-    """
-    method = getattr(model, "default_layers", None)
-    if not callable(method):
-        raise ConfigError(
-            f"model of type {type(model).__name__} has no default_layers() method; pass "
-            "the layers to track explicitly (paths from model.named_modules())."
-        )
-    layers = list(method())
-    paths = dict(model.named_modules())
-    unknown = [p for p in layers if not isinstance(p, str) or p not in paths]
-    if unknown:
-        raise ConfigError(
-            f"{type(model).__name__}.default_layers() must return paths of named_modules(); "
-            f"got {unknown!r}, which are not."
-        )
-    return layers

@@ -23,11 +23,20 @@ def _quick() -> list[TrainConfig]:
     ]
 
 
+def _smoke() -> list[TrainConfig]:
+    # Every architecture once, 40 steps: checks an installation in seconds.
+    return [
+        TrainConfig(arch=a, dataset="digits", steps=40, probe_per_class=10)
+        for a in ("mlp_medium", "cnn_shallow", "transformer_shallow")
+    ]
+
+
 SUITES: dict[str, tuple[str, Callable[[], list[TrainConfig]]]] = {
     "quick": (
-        "MLP, CNN and Transformer on digits and mnist1d, 2 seeds, every 5 steps (~2 min)",
+        "MLP, CNN and Transformer on digits and mnist1d, 2 seeds, every 5 steps (~1 min)",
         _quick,
     ),
+    "smoke": ("MLP, CNN and Transformer on digits, 40 steps: an installation check", _smoke),
 }
 
 

@@ -48,7 +48,7 @@ from typing import Any
 import torch
 
 from traindyn._validation import Array, as_2d_float, check_min_samples
-from traindyn.exceptions import ConfigError, MetricError
+from traindyn.exceptions import ConfigError, DuplicatePointsWarning, MetricError
 from traindyn.metrics.spectral import _as_float64_tensor, _pow2_scale
 
 __all__ = ["DuplicatePointsWarning", "mle_dimension", "twonn_dimension"]
@@ -57,10 +57,6 @@ __all__ = ["DuplicatePointsWarning", "mle_dimension", "twonn_dimension"]
 # than one big block, measured) and the search never holds the full n×n matrix
 # (800 MB at n = 10k).
 _BLOCK_ENTRIES = 1 << 19
-
-
-class DuplicatePointsWarning(UserWarning):
-    """Exact duplicate rows were dropped before a nearest-neighbour estimate."""
 
 
 def _scaled_points(X: Array) -> torch.Tensor:

@@ -37,7 +37,7 @@ import safetensors.torch
 import torch
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from traindyn.exceptions import CheckpointMismatch, ConfigError, StoreError
+from traindyn.exceptions import CheckpointMismatch, ConfigError, PartialLoadWarning, StoreError
 from traindyn.store.run import (
     CHECKPOINTS_DIR,
     MANIFEST_NAME,
@@ -90,10 +90,6 @@ _ST_DTYPES = {
     "F8_E5M2": "float8_e5m2",
     "C64": "complex64",
 }
-
-
-class PartialLoadWarning(UserWarning):
-    """``load_checkpoint(strict=False)`` skipped keys; the message lists every one."""
 
 
 class CheckpointMeta(BaseModel):

@@ -47,7 +47,7 @@ from pydantic import JsonValue, ValidationError
 
 from traindyn._validation import check_in, check_positive
 from traindyn._version import __version__
-from traindyn.exceptions import ConfigError, RunNotFound, StoreError
+from traindyn.exceptions import ConfigError, RunNotFound, StoreError, StoreWarning
 from traindyn.store.schema import (
     METRICS_SCHEMA,
     SCALARS_SCHEMA,
@@ -95,10 +95,6 @@ _TYPES_MAPPER: Callable[[pa.DataType], Any] = {
     pa.string(): _STRING_DTYPE,
     pa.large_string(): _STRING_DTYPE,
 }.get
-
-
-class StoreWarning(UserWarning):
-    """Something in a run directory was skipped (a corrupt part, an unreadable run)."""
 
 
 class MetricRow(NamedTuple):

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from traindyn.cli.main import app
+from traindyn.experiments import build_model
+from traindyn.store.checkpoints import save_checkpoint
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("cli") / "smoke"
+    result = runner.invoke(
+        app, ["run", "smoke", "--out", str(out), "--no-progress", "--workers", "1"]
+    )
+    return (
+        out,
+        result.output if result.exit_code == 0 else f"exit {result.exit_code}: {result.output}",
+    )
+
+
+def test_run_smoke_prints_summary_and_writes_heatmaps(smoke: tuple[Path, str]) -> None:
+    out, output = smoke
+    assert "exit" not in output[:5], output
+    for name in ("mlp_medium_digits_s0", "cnn_shallow_digits_s0", "transformer_shallow_digits_s0"):
+        assert name in output
+        assert (out / name / "figures" / "heatmap-participation_ratio.png").stat().st_size > 1000
+    assert "finished" in output and "heatmaps" in output
+
+
+def test_ls_lists_the_runs(smoke: tuple[Path, str]) -> None:
+    result = runner.invoke(app, ["ls", str(smoke[0])])
+    assert result.exit_code == 0
+    assert result.output.count("finished") == 3
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", "nosuch", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "suite must be one of" in result.output
+    assert "Traceback" not in result.output
+    missing = runner.invoke(app, ["ls", str(tmp_path / "absent")])
+    assert missing.exit_code == 2
+    assert "absent" in missing.output
+
+
+def test_checkpoint_inspect_and_diff(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    mlp = build_model("mlp_medium", input_shape=(1, 8, 8), n_classes=10)
+    wide = build_model("mlp_wide", input_shape=(1, 8, 8), n_classes=10)
+    a = save_checkpoint(mlp, tmp_path / "a", 10)
+    b = save_checkpoint(wide, tmp_path / "b", 10)
+    shown = runner.invoke(app, ["checkpoint", "inspect", str(a)])
+    assert shown.exit_code == 0
+    assert "layers.0.linear.weight" in shown.output
+    same = runner.invoke(app, ["checkpoint", "diff", str(a), "--model", "mlp_medium"])
+    assert same.exit_code == 0, same.output
+    differ = runner.invoke(app, ["checkpoint", "diff", str(a), str(b)])
+    assert differ.exit_code == 1
+    assert "layers.0.linear.weight" in differ.output and "hidden" in differ.output
+    both = runner.invoke(app, ["checkpoint", "diff", str(a), str(b), "--model", "mlp_medium"])
+    assert both.exit_code == 2
+    gone = runner.invoke(app, ["checkpoint", "inspect", str(tmp_path / "nope.safetensors")])
+    assert gone.exit_code == 2
+
+
+@pytest.mark.parametrize("command", [["run"], ["ls"], ["suites"], ["checkpoint", "diff"]])
+def test_every_command_has_help_with_an_example(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output
+
+
+def test_console_script_is_installed() -> None:
+    exe = Path(sys.executable).parent / "traindyn"  # the venv's console script
+    assert exe.exists()
+    out = subprocess.run([str(exe), "suites"], capture_output=True, text=True, check=True)
+    assert "quick" in out.stdout and "smoke" in out.stdout
