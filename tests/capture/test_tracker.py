@@ -217,12 +217,17 @@ def test_tuple_outputs_lstm_attention_and_blocks(tmp_path: Path) -> None:
     assert set(m["layer"]) == {"lstm", "blocks.0", "blocks.1.attn", "head"}
 
 
-def test_bf16_model_is_measured(tmp_path: Path) -> None:
-    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3)).to(torch.bfloat16)
-    probe = torch.randn(32, 6).to(torch.bfloat16)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_model_is_measured(tmp_path: Path, dtype: torch.dtype) -> None:
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3)).to(dtype)
+    probe = torch.randn(32, 6).to(dtype)
     with Tracker(model, probe=probe, run=tmp_path / "r") as tr:
         tr.step(0)
-    assert td.open_run(tmp_path / "r").metrics["value"].map(math.isfinite).all()
+    m = td.open_run(tmp_path / "r").metrics
+    assert m["value"].map(math.isfinite).all()
+    hidden = model[0](probe).detach().float().numpy()  # what the hook upcasts to
+    got = m.query("layer == '0' and metric == 'participation_ratio'")["value"].item()
+    assert got == pytest.approx(participation_ratio(hidden), rel=1e-6)
 
 
 def test_conv1d_is_measured_over_channels(tmp_path: Path) -> None:

@@ -101,7 +101,7 @@ def test_spectral_metrics_share_one_decomposition(rng, monkeypatch):
         (np.array([[1.0, np.nan], [0.0, 1.0]]), "MetricError: X must be finite"),
         (np.ones(5), "MetricError: X must be 2-D"),
         (np.ones((4, 3, 2)), "MetricError: X must be 2-D .*reduce_activation"),
-        ([["a", "b"], ["c", "d"]], "ValueError: could not convert string to float"),
+        ([["a", "b"], ["c", "d"]], "MetricError: X must be a numeric array"),
     ],
 )
 def test_measure_returns_nan_and_reason_instead_of_raising(X, reason):

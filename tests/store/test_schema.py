@@ -123,12 +123,16 @@ def test_to_json_value_turns_configs_into_plain_json() -> None:
     }
 
 
+def test_numeric_mapping_keys_become_strings_as_in_json() -> None:
+    assert to_json_value({1: "x", 2.5: "y"}, name="config") == {"1": "x", "2.5": "y"}
+
+
 @pytest.mark.parametrize(
     ("value", "match"),
     [
         ({"a": {"b": math.nan}}, r"config\.a\.b must be a finite number"),
         ({"a": [1, object()]}, r"config\.a\[1\] must be JSON-serialisable"),
-        ({1: "x"}, "keys must be strings"),
+        ({(1, 2): "x"}, "keys must be strings"),
     ],
 )
 def test_to_json_value_names_the_bad_field(value: object, match: str) -> None:

@@ -80,8 +80,11 @@ class Tracker:
         Any PyTorch model. It is never modified; hooks exist only during a sample.
     probe : (x, y) or x or None
         Fixed probe inputs (and optional integer targets) measured at every sample in
-        ``mode="probe"``. ``x`` is anything the model's forward accepts as its single
-        positional argument (a tensor, or a dict of tensors for Hugging Face models).
+        ``mode="probe"``. ``x`` is a tensor passed as ``model(x)``, or a mapping of
+        tensors passed as ``model(**x)`` (Hugging Face: ``{"input_ids": ...,
+        "attention_mask": ...}``). ``y`` holds class indices ``(n,)``, or token targets
+        ``(n, t)`` aligned with ``(n, t, vocab)`` logits (shift them yourself for a
+        causal LM); negative targets (``-100``) are ignored.
     run : str, Path or Run
         Run directory to create (or a :class:`traindyn.store.Run`).
     every : int, list of int, or Schedule
@@ -397,7 +400,7 @@ class Tracker:
                     model, self.layers_, output_selector=self.output_selector
                 ) as cap,
             ):
-                outs = [model(x) for x in chunks]
+                outs = [model(**x) if isinstance(x, Mapping) else model(x) for x in chunks]
         finally:
             for module, was_training in flags:
                 module.training = was_training

@@ -263,6 +263,8 @@ def to_json_value(obj: Any, *, name: str = "config") -> JsonValue:
     if isinstance(obj, Mapping):
         out: dict[str, JsonValue] = {}
         for key, value in obj.items():
+            if isinstance(key, int | float) and not isinstance(key, bool):
+                key = str(key)  # as json.dumps does (e.g. Hugging Face's id2label)
             if not isinstance(key, str):
                 raise ConfigError(
                     f"{name} keys must be strings to be stored as JSON; got key {key!r}. "
