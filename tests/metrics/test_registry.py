@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -139,11 +140,16 @@ def test_measure_constant_representation():
         assert "unique samples" in str(results[name].reason)
 
 
-def test_measure_with_duplicates_warns(rng):
+def test_measure_notes_dropped_duplicates_instead_of_warning(rng):
     X = rng.standard_normal((40, 3))
-    with pytest.warns(DuplicatePointsWarning, match="Dropped 5 duplicate"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # measure() runs on a worker thread: it must not warn
         results = measure(np.vstack([X, X[:5]]), ["twonn_dimension"])
     assert results[0].reason is None
+    assert "Dropped 5 duplicate" in str(results[0].note)
+    assert results[0].value == pytest.approx(tdm.twonn_dimension(X), rel=1e-12)
+    with pytest.warns(DuplicatePointsWarning, match="Dropped 5 duplicate"):
+        tdm.twonn_dimension(np.vstack([X, X[:5]]))  # the public function still warns
 
 
 def test_measure_reduces_higher_rank_activations(rng):

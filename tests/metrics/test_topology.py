@@ -132,7 +132,7 @@ def test_random_subsample_is_seeded(circle, rng):
     assert not np.array_equal(a[0], c[0])
 
 
-@pytest.mark.parametrize("scale", [1e-30, 1e30, 2.0**-100])
+@pytest.mark.parametrize("scale", [1e-160, 1e-30, 1e30, 1e160, 2.0**-100])
 def test_diagrams_are_in_units_of_x(scale, rng):
     X = rng.standard_normal((50, 3))
     ref = persistence_diagrams(X)

@@ -104,6 +104,8 @@ def default_layers(model: nn.Module) -> list[str]:
             and not _inside_attention(model, name)
         ):
             chosen.append(name)
+    if not chosen and isinstance(model, _MEASURED_LEAVES):
+        chosen = [""]  # stored under the label "(model)"
     return chosen
 
 
@@ -293,6 +295,11 @@ def capture_activations(
             cap.calls[name] = cap.calls.get(name, 0) + 1
             try:
                 tensor = selector(output).detach()
+                if tensor.is_nested:
+                    raise TypeError(
+                        "the output is a nested tensor (nn.TransformerEncoder's fast path with a "
+                        "padding mask); build the encoder with enable_nested_tensor=False"
+                    )
                 if tensor.dtype in (torch.float16, torch.bfloat16):
                     tensor = tensor.float()
                 # clone: a later in-place op would otherwise rewrite what we captured

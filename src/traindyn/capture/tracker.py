@@ -16,10 +16,11 @@ worker (backpressure) instead of growing memory without bound.
 
 from __future__ import annotations
 
+import atexit
 import math
+import numbers
 import queue
 import threading
-import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -43,7 +44,7 @@ from traindyn.capture.hooks import (
 )
 from traindyn.capture.schedule import Schedule, as_schedule
 from traindyn.exceptions import ConfigError, ProbeError, StoreError, TrackerWarning
-from traindyn.metrics import DEFAULT_METRICS, get_metric, measure, reduce_activation
+from traindyn.metrics import DEFAULT_METRICS, Measurement, get_metric, measure, reduce_activation
 from traindyn.store import Run
 from traindyn.store.checkpoints import fingerprint, save_checkpoint
 
@@ -61,6 +62,7 @@ class _Sample:
     capture: Capture
     n_chunks: int
     stats: dict[str, torch.Tensor] = field(default_factory=dict)
+    n_samples: int | None = None  # rows every layer output must have (probe mode)
 
 
 @dataclass
@@ -163,6 +165,8 @@ class Tracker:
             metrics = (metrics,)
         for name in metrics:
             get_metric(name)  # unknown names fail here, listing the valid ones
+        for layer, layout in (layouts or {}).items():
+            check_in(layout, ("channels_first", "channels_last"), name=f"layouts[{layer!r}]")
         if mode == "probe" and probe is None:
             raise ConfigError(
                 "probe must be given in mode='probe'; pass probe=(x, y) with a fixed set of "
@@ -199,8 +203,8 @@ class Tracker:
         self._lock = threading.Lock()
         self._worker_error: BaseException | None = None
         self._batch_capture: Capture | None = None
-        self._scalar_buffer: list[_Pending] = []
-        self._last_ship = time.monotonic()
+        self._scalar_buffer: list[_Pending] = []  # shared with the worker under _lock
+        self._last_seen: int | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> Tracker:
@@ -215,8 +219,10 @@ class Tracker:
     ) -> None:
         if exc is None:
             self.close()
-        else:
-            self.close(status="failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        signal_name = self.run_.interrupted_by if self._started else None
+        error = f"interrupted by {signal_name}" if signal_name else f"{type(exc).__name__}: {exc}"
+        self.close(status="failed", error=error)
 
     def _start(self) -> None:
         if self._started:
@@ -243,9 +249,13 @@ class Tracker:
                 probe=self._probe_description(),
                 exist_ok=self.resume,
             )
-        self._queue: queue.Queue[_Sample | list[_Pending] | None] = queue.Queue(self.queue_size)
+        # On SIGTERM/SIGINT the store only flushes; the KeyboardInterrupt/SystemExit then
+        # reaches __exit__ (or atexit) and close() drains the queue before finishing.
+        self.run_.set_signal_policy("flush")
+        self._queue: queue.Queue[_Sample | None] = queue.Queue(self.queue_size)
         self._worker = threading.Thread(target=self._work, name="traindyn-tracker", daemon=True)
         self._worker.start()
+        atexit.register(self._close_at_exit)
         self._started = True
 
     def close(
@@ -257,23 +267,23 @@ class Tracker:
         self._closed = True
         if not self._started:
             return
-        self._ship_scalars(time.monotonic())
-        self._queue.put(None)
-        self._worker.join()
-        self._emit_warnings()
-        if self._worker_error is not None and status == "finished":
-            status, error = "failed", f"tracker worker failed: {self._worker_error!r}"
-        self.run_.finish(status=status, error=error)
-        if self._worker_error is not None:
-            raise StoreError(f"recording into {self.run_.path} failed: {self._worker_error}") from (
-                self._worker_error
-            )
+        atexit.unregister(self._close_at_exit)
+        try:
+            self._queue.put(None)
+            self._worker.join()
+            if self._worker_error is not None and status == "finished":
+                status, error = "failed", f"recording failed: {self._worker_error!r}"
+            self.run_.finish(status=status, error=error)  # a no-op if already finished
+        finally:
+            self._emit_warnings()
+        self._raise_worker_error()
+
+    def _close_at_exit(self) -> None:
+        self.close(status="failed", error="the process exited before Tracker.close()")
 
     # ------------------------------------------------------------------ training API
     def is_due(self, step: int) -> bool:
-        """True when ``step`` will be measured (and was not measured before a resume)."""
-        if self._last_step is not None and step <= self._last_step:
-            return False
+        """True when ``step`` will be measured."""
         return self.schedule_.is_due(step)
 
     @contextmanager
@@ -319,21 +329,27 @@ class Tracker:
         """
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise ConfigError(f"step must be a non-negative int; got {step!r}.")
+        if self._last_seen is not None and step < self._last_seen:
+            raise ConfigError(
+                f"step must not decrease; got {step} after {self._last_seen}. Pass the global "
+                "step counter, not one that restarts every epoch."
+            )
         self._start()
         self._raise_worker_error()
+        self._last_seen = step
         pending = _Pending(step)
         for name, value in (("loss", loss), ("lr", lr), ("grad_norm", grad_norm), *scalars.items()):
             if value is not None:
-                pending.values[name] = value.detach() if isinstance(value, torch.Tensor) else value
+                pending.values[name] = _scalar(name, value)
         if outputs is not None and targets is not None:
-            pending.values.update(_classification_stats(outputs.detach(), targets, prefix="batch"))
+            try:
+                stats = _classification_stats(outputs.detach(), targets.detach(), prefix="batch")
+            except ValueError as exc:
+                raise ConfigError(f"outputs/targets of step {step}: {exc}") from None
+            pending.values.update(stats)
         if pending.values:
-            self._scalar_buffer.append(pending)
-        now = time.monotonic()
-        if self._scalar_buffer and (
-            now - self._last_ship >= self.flush_interval / 4 or len(self._scalar_buffer) >= 1024
-        ):
-            self._ship_scalars(now)
+            with self._lock:  # the worker drains this buffer, even while training pauses
+                self._scalar_buffer.append(pending)
         if self.is_due(step):
             self._sample(step)
             self._last_step = step
@@ -343,7 +359,14 @@ class Tracker:
 
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict[str, Any]:
-        """What a resumed tracker needs to continue its schedule without duplicate rows."""
+        """What a resumed tracker needs: the last sampled step and what it warned about.
+
+        Resume by creating a Tracker with ``resume=True`` on the same run, calling
+        :meth:`load_state_dict`, and replaying training from your last checkpoint. Steps
+        that are replayed are measured again; the store keeps one value per
+        (step, layer, metric), the latest, so the replayed trajectory replaces the one
+        recorded before the interruption.
+        """
         return {
             "version": 1,
             "last_step": self._last_step,
@@ -352,7 +375,7 @@ class Tracker:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` output; steps up to ``last_step`` are not resampled."""
+        """Restore :meth:`state_dict` output (warnings already given are not repeated)."""
         if state.get("version") != 1:
             raise ConfigError(f"state['version'] must be 1; got {state.get('version')!r}.")
         last = state.get("last_step")
@@ -376,15 +399,8 @@ class Tracker:
             cap, n_chunks = self._batch_capture, 1
             self._batch_capture = None
         self._n_samples += 1
-        self._ship_scalars(time.monotonic())
-        self._queue.put(_Sample(step, cap, n_chunks, stats))  # blocks when full: backpressure
-
-    def _ship_scalars(self, now: float) -> None:
-        # Scalars travel in batches: one queue operation per few hundred steps, not per step.
-        if self._scalar_buffer:
-            self._queue.put(self._scalar_buffer)
-            self._scalar_buffer = []
-        self._last_ship = now
+        n_expected = _n_samples(self.probe_x_) if self.mode == "probe" else None
+        self._queue.put(_Sample(step, cap, n_chunks, stats, n_expected))  # blocks when full
 
     def _probe_pass(self) -> tuple[Capture, int, dict[str, torch.Tensor]]:
         model = self.model
@@ -420,72 +436,87 @@ class Tracker:
         return cap, len(chunks), stats
 
     def _work(self) -> None:
-        last_flush = time.monotonic()
         while True:
-            item: _Sample | list[_Pending] | _IdleType | None
+            item: _Sample | _IdleType | None
             try:
                 item = self._queue.get(timeout=self.flush_interval / 4)
             except queue.Empty:
                 item = _IdleType()
+            if self._worker_error is not None:  # keep consuming so step() never blocks
+                if item is None:
+                    return
+                continue
             try:
+                self._drain_scalars()
+                if isinstance(item, _Sample):
+                    self._measure(item)
                 if item is None:
                     self.run_.flush()
                     return
-                if isinstance(item, list):
-                    for pending in item:
-                        values = {k: _to_float(v) for k, v in pending.values.items()}
-                        self.run_.append_scalars(pending.step, values)
-                elif isinstance(item, _Sample):
-                    self._measure(item)
-                # half the interval here plus a quarter for shipping scalars: every row
-                # older than flush_interval is on disk
-                if time.monotonic() - last_flush >= self.flush_interval / 2:
-                    self.run_.flush()
-                    last_flush = time.monotonic()
+                # Every row older than flush_interval is on disk: half an interval here
+                # plus a quarter waiting in the queue. Also refreshes the heartbeat.
+                self.run_.maybe_flush(self.flush_interval / 2)
             except BaseException as exc:  # surfaced on the training thread at the next step
                 self._worker_error = exc
-                _drain(self._queue)
-                return
+
+    def _drain_scalars(self) -> None:
+        with self._lock:
+            pending, self._scalar_buffer = self._scalar_buffer, []
+        for item in pending:
+            self.run_.append_scalars(item.step, {k: _to_float(v) for k, v in item.values.items()})
 
     def _measure(self, sample: _Sample) -> None:
-        cap = sample.capture
-        rows: list[tuple[int, str, str, float, str | None]] = []
         if sample.stats:
             self.run_.append_scalars(
                 sample.step, {k: _to_float(v) for k, v in sample.stats.items()}
             )
+        rows: list[tuple[int, str, str, float, str | None]] = []
         for layer in self.layers_:
-            reason = cap.errors.get(layer)
-            calls = cap.calls.get(layer, 0)
-            if reason is None and calls == 0:
-                reason = "layer did not run during the forward pass"
-            elif reason is None and calls != sample.n_chunks:
-                reason = (
-                    f"module ran {calls} times in a pass of {sample.n_chunks} chunk(s); a reused "
-                    "module has no single representation: track a distinct module instead"
-                )
-            if reason is not None:
-                self._warn_once(f"{layer}:{reason}", f"layer {layer!r} not measured: {reason}")
-                rows.extend((sample.step, layer, m, math.nan, reason) for m in self.metrics)
-                continue
-            acts = cap.stacked(layer)
-            assert acts is not None  # calls > 0 and no error means a tensor was stored
+            label = layer or _ROOT_LABEL
             try:
-                X = reduce_activation(acts, rule=self.reduce, layout=self.layouts_[layer])
-            except ValueError as exc:
-                msg = f"{type(exc).__name__}: {exc}"
-                self._warn_once(f"{layer}:reduce", f"layer {layer!r} not measured: {msg}")
-                rows.extend((sample.step, layer, m, math.nan, msg) for m in self.metrics)
-                continue
-            for result in measure(X, self.metrics):
-                if result.reason is not None:
-                    self._warn_once(
-                        f"{layer}:{result.metric}",
-                        f"{result.metric} of layer {layer!r} is NaN from step {sample.step}: "
-                        f"{result.reason}",
-                    )
-                rows.append((sample.step, layer, result.metric, result.value, result.reason))
+                results = self._measure_layer(sample, layer)
+            except Exception as exc:  # one layer's surprise must not cost the others
+                reason = f"{type(exc).__name__}: {exc}"
+                results = [Measurement(m, math.nan, reason) for m in self.metrics]
+            failed: dict[str, list[str]] = {}
+            for r in results:
+                rows.append((sample.step, label, r.metric, r.value, r.reason))
+                if r.reason is not None:
+                    failed.setdefault(r.reason, []).append(r.metric)
+                elif r.note is not None:
+                    self._warn_once(f"{label}:{r.metric}:note", f"layer {label!r}: {r.note}")
+            for reason, metrics in failed.items():
+                key = f"{label}:{reason.split(':')[0]}:{','.join(metrics)}"
+                self._warn_once(
+                    key,
+                    f"{', '.join(metrics)} of layer {label!r} recorded as NaN from step "
+                    f"{sample.step}: {reason}",
+                )
         self.run_.append_metrics(rows)
+
+    def _measure_layer(self, sample: _Sample, layer: str) -> list[Measurement]:
+        cap = sample.capture
+        reason = cap.errors.get(layer)
+        calls = cap.calls.get(layer, 0)
+        if reason is None and calls == 0:
+            reason = "layer did not run during the forward pass"
+        elif reason is None and calls != sample.n_chunks:
+            reason = (
+                f"module ran {calls} times in a pass of {sample.n_chunks} chunk(s); a reused "
+                "module has no single representation: track a distinct module instead"
+            )
+        acts = None if reason is not None else cap.stacked(layer)
+        n_expected = sample.n_samples
+        if acts is not None and n_expected is not None and acts.shape[:1] != (n_expected,):
+            reason = (
+                f"output has shape {tuple(acts.shape)}, not {n_expected} probe samples first; "
+                "build sequence-first modules with batch_first=True or pass an "
+                "output_selector that puts samples first"
+            )
+        if reason is not None or acts is None:
+            return [Measurement(m, math.nan, reason) for m in self.metrics]
+        X = reduce_activation(acts, rule=self.reduce, layout=self.layouts_[layer])
+        return measure(X, self.metrics)
 
     def _warn_once(self, key: str, message: str) -> None:
         with self._lock:
@@ -545,13 +576,26 @@ class _IdleType:
     """Nothing arrived within half a flush interval: time to check the flush clock."""
 
 
-def _drain(q: queue.Queue[Any]) -> None:
-    # keep a blocked producer from waiting forever once the worker has died
-    def drain_forever() -> None:
-        while True:
-            q.get()
+_ROOT_LABEL = "(model)"
+"""Layer label of the model itself (its ``named_modules()`` path is the empty string)."""
 
-    threading.Thread(target=drain_forever, daemon=True).start()
+
+def _scalar(name: str, value: Any) -> float | torch.Tensor:
+    """A scalar for the table: a number, or a one-element tensor copied (not viewed)."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ConfigError(
+                f"scalar {name!r} must be a number or a one-element tensor; got a tensor of "
+                f"shape {tuple(value.shape)}. Reduce it first (e.g. .mean())."
+            )
+        # clone: an optimizer's tensor lr or a running sum changes in place later
+        return value.detach().clone()
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    raise ConfigError(
+        f"scalar {name!r} must be a real number or a one-element tensor; got {value!r} "
+        f"({type(value).__name__}). Record text in the run config instead."
+    )
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -623,6 +667,9 @@ def _chunks(x: Any, size: int | None) -> list[Any]:
 def _logits(output: Any) -> torch.Tensor:
     if isinstance(output, torch.Tensor):
         return output
+    found = output.get("logits") if isinstance(output, Mapping) else None
+    if isinstance(found, torch.Tensor):
+        return found
     logits = getattr(output, "logits", None)
     if isinstance(logits, torch.Tensor):
         return logits
@@ -634,22 +681,47 @@ def _logits(output: Any) -> torch.Tensor:
 def _classification_stats(
     logits: torch.Tensor, targets: torch.Tensor, *, prefix: str
 ) -> dict[str, torch.Tensor]:
-    """Accuracy ("match rate") and mean probability of the correct class, as 0-d tensors."""
-    if logits.ndim > 2:  # (n, t, vocab) token predictions
-        logits = logits.reshape(-1, logits.shape[-1])
-        targets = targets.reshape(-1)
-    if logits.ndim != 2 or logits.shape[0] != targets.shape[0]:
+    """Accuracy ("match rate"), mean probability of the correct class and cross-entropy.
+
+    ``logits`` are ``(n, classes)``, ``(n, t, vocab)`` with ``(n, t)`` targets, or binary
+    ``(n,)``/``(n, 1)`` logits of the positive class (sigmoid). Negative targets (the
+    ``-100`` ignore index) are skipped. Returns 0-d tensors (no host sync here).
+    """
+    if targets.is_floating_point():
+        if not bool((targets == targets.round()).all()):
+            raise ValueError("targets must be class indices; got non-integer floats")
+        targets = targets.long()
+    if logits.ndim >= 2 and logits.shape[-1] == 1:
+        logits = logits.squeeze(-1)
+    binary = logits.shape == targets.shape
+    if binary:
+        logits, targets = logits.reshape(-1), targets.reshape(-1)
+    elif logits.ndim > 2:  # (n, t, vocab) token predictions
+        logits, targets = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
+    if (not binary and logits.ndim != 2) or logits.shape[0] != targets.shape[0]:
         raise ValueError(
-            f"outputs must be logits (n, classes) matching targets (n,); got {tuple(logits.shape)} "
-            f"and {tuple(targets.shape)}"
+            f"outputs must be logits (n, classes), (n, t, vocab) or binary (n,), matching "
+            f"targets; got outputs {tuple(logits.shape)} and targets {tuple(targets.shape)}"
         )
     targets = targets.to(logits.device)
     valid = targets >= 0  # -100 style ignore indices
     logits, targets = logits[valid], targets[valid]
-    probs = torch.softmax(logits.double(), dim=-1)
-    correct = probs.gather(1, targets.long().unsqueeze(1)).squeeze(1)
+    n_classes = 2 if binary else logits.shape[1]
+    if targets.numel() and int(targets.max()) >= n_classes:
+        raise ValueError(
+            f"targets must be class indices below {n_classes} (the outputs' last dimension); "
+            f"got {int(targets.max())}"
+        )
+    if binary:
+        p_pos = torch.sigmoid(logits.double())
+        correct = torch.where(targets == 1, p_pos, 1.0 - p_pos)
+        predicted = (p_pos > 0.5).long()
+    else:
+        probs = torch.softmax(logits.double(), dim=-1)
+        correct = probs.gather(1, targets.long().unsqueeze(1)).squeeze(1)
+        predicted = logits.argmax(dim=-1)
     return {
-        f"{prefix}_accuracy": (logits.argmax(dim=-1) == targets).double().mean(),
+        f"{prefix}_accuracy": (predicted == targets).double().mean(),
         f"{prefix}_confidence": correct.mean(),
         f"{prefix}_loss": -torch.log(correct.clamp_min(1e-300)).mean(),
     }

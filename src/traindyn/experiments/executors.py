@@ -11,19 +11,22 @@ import contextlib
 import multiprocessing as mp
 import os
 import queue
+import shutil
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from traindyn.exceptions import ConfigError
+from traindyn.exceptions import ConfigError, TraindynError
 from traindyn.experiments.trainer import TrainConfig, train
+from traindyn.store import open_run
 
-__all__ = ["ExperimentResult", "run_local"]
+__all__ = ["ExperimentResult", "WorkerDied", "map_isolated", "run_local"]
 
 _progress_queue: Any = None  # set in each worker process by _init_worker
 
@@ -114,24 +117,100 @@ def run_local(
                 progress.update(task, advance=n)
 
             return [_run_one(config, root / config.name, advance) for config in configs]
-        ctx = mp.get_context("spawn")  # fork after torch has started threads can deadlock
-        progress_queue = ctx.Queue()
-        with ProcessPoolExecutor(
-            max_workers=n_workers,
-            mp_context=ctx,
+
+        def retry(index: int) -> None:
+            # a worker died mid-run: its partial run directory is restarted from scratch
+            _remove_unfinished(root / configs[index].name)
+
+        outcomes = map_isolated(
+            _run_one,
+            [(config, root / config.name) for config in configs],
+            workers=n_workers,
             initializer=_init_worker,
-            initargs=(progress_queue, 1),
+            progress=lambda n: progress.update(task, advance=n),
+            before_retry=retry,
+        )
+        progress.update(task, completed=total)
+    results = []
+    for config, outcome in zip(configs, outcomes, strict=True):
+        if isinstance(outcome, WorkerDied):
+            outcome = ExperimentResult(config.name, root / config.name, "failed", str(outcome))
+        results.append(outcome)
+    return results
+
+
+class WorkerDied(RuntimeError):
+    """A task killed the process running it (segfault, out-of-memory kill, os._exit)."""
+
+
+T = TypeVar("T")
+
+
+def map_isolated(
+    func: Callable[..., T],
+    argsets: Sequence[tuple[Any, ...]],
+    *,
+    workers: int,
+    initializer: Callable[..., object] | None = None,
+    progress: Callable[[int], None] | None = None,
+    before_retry: Callable[[int], None] | None = None,
+) -> list[T | WorkerDied]:
+    """``[func(*args) for args in argsets]`` on a spawn process pool, isolating crashes.
+
+    A worker that dies takes the whole pool with it (``BrokenProcessPool``), including
+    tasks that were only waiting. Every task that did not complete is then run again,
+    alone in a fresh one-worker pool, so a crash costs only the task that caused it: that
+    one is returned as :class:`WorkerDied`. ``initializer(queue, 1)`` runs in each worker
+    with the queue its tasks report progress on; ``progress(n)`` receives those reports.
+    """
+    ctx = mp.get_context("spawn")  # fork after torch has started threads can deadlock
+    progress_queue = ctx.Queue()
+    results: dict[int, T | WorkerDied] = {}
+
+    def run_round(indices: list[int], n_workers: int) -> list[int]:
+        initargs: tuple[Any, ...] = (progress_queue, 1) if initializer else ()
+        with ProcessPoolExecutor(
+            max_workers=n_workers, mp_context=ctx, initializer=initializer, initargs=initargs
         ) as pool:
-            futures: list[Future[ExperimentResult]] = [
-                pool.submit(_run_one, config, root / config.name) for config in configs
-            ]
-            while not all(f.done() for f in futures):
+            futures = {i: pool.submit(func, *argsets[i]) for i in indices}
+            while not all(f.done() for f in futures.values()):
                 with contextlib.suppress(queue.Empty):
-                    progress.update(task, advance=progress_queue.get(timeout=0.2))
-            while True:
-                try:
-                    progress.update(task, advance=progress_queue.get_nowait())
-                except queue.Empty:
-                    break
-            progress.update(task, completed=total)
-            return [f.result() for f in futures]
+                    report = progress_queue.get(timeout=0.2)
+                    if progress is not None:
+                        progress(report)
+        broken = []
+        for i, future in futures.items():
+            try:
+                results[i] = future.result()
+            except BrokenProcessPool:
+                broken.append(i)
+        return broken
+
+    broken = run_round(list(range(len(argsets))), workers)
+    for i in broken:
+        if before_retry is not None:
+            before_retry(i)
+        if run_round([i], 1):
+            results[i] = WorkerDied(
+                f"the worker process died while running task {i} (a crash or an "
+                "out-of-memory kill); the other tasks were not affected"
+            )
+    while True:  # reports still in flight
+        try:
+            report = progress_queue.get_nowait()
+        except queue.Empty:
+            break
+        if progress is not None:
+            progress(report)
+    return [results[i] for i in range(len(argsets))]
+
+
+def _remove_unfinished(run_dir: Path) -> None:
+    if not run_dir.is_dir():
+        return
+    try:
+        finished = open_run(run_dir).is_finished
+    except TraindynError:  # no readable run.json: nothing worth keeping
+        finished = False
+    if not finished:
+        shutil.rmtree(run_dir)

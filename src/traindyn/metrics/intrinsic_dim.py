@@ -73,14 +73,18 @@ def _unresolvable(what: str) -> MetricError:
     )
 
 
-def _neighbour_distances(X: Array, k: int, *, what: str) -> torch.Tensor:
+def _neighbour_distances(
+    X: Array, k: int, *, what: str, notes: list[str] | None = None
+) -> torch.Tensor:
     """Guts: sorted distances (n_unique, k) to the k nearest other unique rows of ``X``.
 
     No input validation beyond the unique-row count: ``X`` is clean with more than k
     rows. Duplicates are found where they show up, as exact zero distances to a
     neighbour, so the common duplicate-free case costs no sort of the rows. If some
     exist they are dropped and the search repeated: MetricError (no warning) if k or
-    fewer unique rows remain, else one :class:`DuplicatePointsWarning`.
+    fewer unique rows remain, else one :class:`DuplicatePointsWarning` -- or, when
+    ``notes`` is given (the tracker's worker thread, where a warning would be lost), the
+    same message appended to ``notes``.
     """
     U = _scaled_points(X)
     r = _knn_distances(U, k)
@@ -97,12 +101,14 @@ def _neighbour_distances(X: Array, k: int, *, what: str) -> torch.Tensor:
             f"unique out of {n} (duplicate rows have zero neighbour distance). "
             "Use a larger probe set or check for a collapsed representation."
         )
-    warnings.warn(
+    message = (
         f"Dropped {n - n_unique} duplicate row(s) of {n} before estimating {what}: "
-        "duplicates have zero neighbour distance, which makes the estimate undefined.",
-        DuplicatePointsWarning,
-        stacklevel=4,  # the caller of the public function
+        "duplicates have zero neighbour distance, which makes the estimate undefined."
     )
+    if notes is not None:
+        notes.append(message)
+    else:
+        warnings.warn(message, DuplicatePointsWarning, stacklevel=4)  # the public caller
     r = _knn_distances(U, k)
     if bool((r[:, 0] == 0).any()):
         raise _unresolvable(what)
@@ -132,9 +138,9 @@ def _knn_distances(U: torch.Tensor, k: int) -> torch.Tensor:
     return out
 
 
-def _twonn_guts(X: Array, discard_fraction: float) -> float:
+def _twonn_guts(X: Array, discard_fraction: float, notes: list[str] | None = None) -> float:
     """Guts of :func:`twonn_dimension`; no input validation (clean, n >= 3)."""
-    r = _neighbour_distances(X, 2, what="twonn_dimension")
+    r = _neighbour_distances(X, 2, what="twonn_dimension", notes=notes)
     n = r.shape[0]
     log_mu = torch.sort(torch.log(r[:, 1]) - torch.log(r[:, 0])).values  # no overflow
     # The largest ratio has empirical CDF 1 and -log(1 - 1) = inf: it is always dropped.
@@ -158,9 +164,9 @@ def _twonn_guts(X: Array, discard_fraction: float) -> float:
     return float(sxy / sxx)
 
 
-def _mle_guts(X: Array, k: int) -> float:
+def _mle_guts(X: Array, k: int, notes: list[str] | None = None) -> float:
     """Guts of :func:`mle_dimension`; no input validation (clean, n > k)."""
-    r = _neighbour_distances(X, k, what=f"mle_dimension with k={k}")
+    r = _neighbour_distances(X, k, what=f"mle_dimension with k={k}", notes=notes)
     # 1/m_i = (1/(k-1)) Σ_{j<k} log(T_k / T_j): the inverse of the local estimate.
     log_r = torch.log(r)  # differences of logs cannot overflow like T_k / T_j can
     inv_local = (log_r[:, -1:] - log_r[:, :-1]).sum(dim=1) / (k - 1)
@@ -254,8 +260,9 @@ def mle_dimension(X: Any, *, k: int = 20) -> float:
     m_k(x) = [(1/(k − 1)) Σ_{j=1}^{k−1} log(T_k(x) / T_j(x))]^(−1), and the global
     estimate follows MacKay & Ghahramani (2005): average the *inverses* 1/m_k(x) over
     all points, then invert (the average of the m_k(x) themselves is biased upwards).
-    This equals ``skdim.id.MLE().fit_transform(X, n_neighbors=k)`` (its defaults:
-    no noise model, ``unbiased=False``, ``comb='mle'``).
+    This equals ``skdim.id.MLE().fit(X, n_neighbors=k, comb="mle").dimension_`` (no
+    noise model, ``unbiased=False``); skdim's default ``comb="mean"`` averages the local
+    estimates themselves and so reads higher.
 
     Parameters
     ----------

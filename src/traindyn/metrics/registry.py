@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -95,11 +95,15 @@ class Measurement:
         The value, or NaN if the metric could not be computed.
     reason : str or None
         ``None`` on success, else ``"<ExceptionType>: <message>"``.
+    note : str or None
+        Something worth knowing about a valid value (e.g. duplicate rows were dropped
+        before an intrinsic-dimension estimate); ``None`` usually.
     """
 
     metric: str
     value: float
     reason: str | None
+    note: str | None = None
 
 
 def _betti_0(X: Any) -> float:
@@ -187,15 +191,17 @@ DEFAULT_METRICS: tuple[str, ...] = SPECTRAL_METRICS
 """The metrics a tracker records unless told otherwise: the five spectral ones (cheap,
 one eigendecomposition)."""
 
-# Guts on already-validated input, so that measure() validates X once.
-_CLEAN: Mapping[str, Callable[[Array], float]] = MappingProxyType(
+# Guts on already-validated input, so that measure() validates X once. The second
+# argument collects notes (dropped duplicates) instead of warning: measure() runs on the
+# tracker's worker thread, where a warning would be lost.
+_CLEAN: Mapping[str, Callable[[Array, list[str]], float]] = MappingProxyType(
     {
-        "twonn_dimension": lambda A: _twonn_guts(A, _TWONN_DISCARD),
-        "mle_dimension": lambda A: _mle_guts(A, _MLE_K),
-        "betti_0": lambda A: float(
+        "twonn_dimension": lambda A, notes: _twonn_guts(A, _TWONN_DISCARD, notes),
+        "mle_dimension": lambda A, notes: _mle_guts(A, _MLE_K, notes),
+        "betti_0": lambda A, notes: float(
             _relative_betti_guts(A, _BETTI_FACTOR, _BETTI_QUANTILE, 0, _BETTI_MAX_POINTS)[0]
         ),
-        "betti_1": lambda A: float(
+        "betti_1": lambda A, notes: float(
             _relative_betti_guts(A, _BETTI_FACTOR, _BETTI_QUANTILE, 1, _BETTI_MAX_POINTS)[1]
         ),
     }
@@ -271,10 +277,10 @@ def measure(
         If a name is not registered, or ``reduce_rule``/``layout`` is invalid: these
         are programming errors, caught when a tracker is configured.
 
-    Warns
+    Notes
     -----
-    DuplicatePointsWarning
-        From the intrinsic-dimension metrics, if duplicate rows were dropped.
+    Nothing is warned (this runs on the tracker's worker thread): dropped duplicate
+    rows are reported in :attr:`Measurement.note` instead.
 
     Examples
     --------
@@ -312,9 +318,11 @@ def measure(
     for name in dict.fromkeys(wanted):
         if name in results:
             continue
+        notes: list[str] = []
         try:
             check_min_samples(A, METRICS[name].min_samples, what=name)
-            results[name] = _checked(name, _CLEAN[name](A))
+            result = _checked(name, _CLEAN[name](A, notes))
+            results[name] = replace(result, note="; ".join(notes) or None)
         except _DATA_ERRORS as exc:
             results[name] = Measurement(name, math.nan, _reason(exc))
     return [results[name] for name in wanted]

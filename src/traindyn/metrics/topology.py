@@ -114,12 +114,16 @@ def _subsample(
 
 def _diagrams_guts(P: NDArray[np.float64], maxdim: int) -> list[NDArray[np.float64]]:
     """Guts of :func:`persistence_diagrams` on a float64 cloud; no input validation."""
-    dm = squareform(pdist(P))
+    # Exact power-of-two rescalings: first so that squared distances cannot overflow or
+    # underflow float64 (data at 1e160 or 1e-160), then so that ripser's float32
+    # distances stay in range.
+    amax = float(np.abs(P).max()) if P.size else 0.0
+    pre = float(np.ldexp(1.0, np.frexp(amax)[1])) if amax > 0 else 1.0
+    dm = squareform(pdist(P / pre))
     top = float(dm.max()) if dm.size else 0.0
-    # Exact power-of-two rescaling keeps ripser's float32 distances in range.
     scale = float(np.ldexp(1.0, np.frexp(top)[1])) if top > 0 else 1.0
     dgms = ripser.ripser(dm / scale, distance_matrix=True, maxdim=maxdim)["dgms"]
-    return [np.asarray(d, dtype=np.float64).reshape(-1, 2) * scale for d in dgms]
+    return [np.asarray(d, dtype=np.float64).reshape(-1, 2) * (scale * pre) for d in dgms]
 
 
 def persistence_diagrams(

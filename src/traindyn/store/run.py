@@ -336,8 +336,17 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
     return frame
 
 
+ROW_KEYS: dict[str, tuple[str, ...]] = {
+    METRICS_DIR: ("step", "layer", "metric"),
+    SCALARS_DIR: ("step", "name"),
+}
+"""One value per key: a later part replaces an earlier one, which is how a resumed run
+overwrites the steps it replays after restarting from an older checkpoint."""
+
+
 def _read_frame(directory: Path, schema: pa.Schema) -> pd.DataFrame:
-    df = to_frame(read_table(directory, schema))
+    df = to_frame(read_table(directory, schema))  # parts in write order
+    df = df.drop_duplicates(subset=list(ROW_KEYS[directory.name]), keep="last")
     return df.sort_values("step", kind="stable", ignore_index=True)
 
 
@@ -455,6 +464,7 @@ def _as_name(value: Any, where: str, field: str) -> str:
 # -------------------------------------------------------------------- signals and writers
 
 
+SignalPolicy: TypeAlias = Literal["close", "flush"]
 _Handler: TypeAlias = Callable[[int, FrameType | None], Any] | int | None
 
 
@@ -531,7 +541,11 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     previous = _SIGNALS.previous.get(signum, signal.SIG_DFL)
     for run in list(_SIGNALS.open_runs):
         try:
-            run._close(status="failed", error=f"interrupted by {name}")
+            run.interrupted_by = name
+            if run._signal_policy == "flush":
+                run.flush()  # its owner closes it when the exception below reaches it
+            else:
+                run._close(status="failed", error=f"interrupted by {name}")
         except Exception as exc:  # one unwritable run must not keep the others open
             print(f"traindyn: could not flush {run.path} on {name}: {exc}", file=sys.stderr)
     if callable(previous):
@@ -738,6 +752,8 @@ class Run:
         self._path = Path(os.path.abspath(path))
         self._writer: _Writer | None = None
         self._finalizer: weakref.finalize[[], Run] | None = None
+        self._signal_policy: SignalPolicy = "close"
+        self.interrupted_by: str | None = None
 
     # ------------------------------------------------------------------ creating / writing
 
@@ -1005,6 +1021,18 @@ class Run:
             raise ConfigError(f"error is only recorded with status='failed'; got {status=!r}.")
         self._require_writer()
         self._close(status=status, error=error)
+
+    def set_signal_policy(self, policy: SignalPolicy) -> None:
+        """Choose what SIGTERM/SIGINT do to this run before the previous handler runs.
+
+        ``"close"`` (default) flushes and marks the run failed ("interrupted by SIGTERM").
+        ``"flush"`` only flushes and sets :attr:`interrupted_by`, leaving the run open for
+        its owner (the :class:`~traindyn.capture.Tracker`) to drain and close when the
+        ``KeyboardInterrupt``/``SystemExit`` reaches it, or to carry on if a user handler
+        chose to continue.
+        """
+        check_in(policy, ("close", "flush"), name="policy")
+        self._signal_policy = policy
 
     def _close(self, *, status: RunStatus, error: str | None) -> None:
         writer = self._require_writer()

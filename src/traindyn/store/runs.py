@@ -23,6 +23,7 @@ from traindyn.exceptions import ConfigError, RunNotFound, StoreError
 from traindyn.store.run import (
     MANIFEST_NAME,
     METRICS_DIR,
+    ROW_KEYS,
     SCALARS_DIR,
     Run,
     StoreWarning,
@@ -184,7 +185,7 @@ class Runs:
     def _ordered(self, table: str) -> pd.DataFrame:
         columns = ", ".join(["run", *_TABLES[table].names])
         return self.query(
-            f"SELECT {columns} FROM _{table}_ordered ORDER BY run, step, filename, file_row_number"
+            f"SELECT {columns} FROM _{table}_latest ORDER BY run, step, filename, file_row_number"
         )
 
     def query(self, sql: str) -> pd.DataFrame:
@@ -295,7 +296,14 @@ class Runs:
             columns = ", ".join(
                 f"CAST({f.name} AS {_SQL_TYPES[f.type]}) AS {f.name}" for f in schema
             )
-            con.execute(f"CREATE TEMP VIEW {table} AS SELECT run, {columns} FROM _{table}_ordered")
+            keys = ", ".join(ROW_KEYS[table])
+            con.execute(
+                f"CREATE TEMP VIEW _{table}_latest AS SELECT * FROM _{table}_ordered "
+                # one value per key, the latest part winning (see run.ROW_KEYS)
+                f"QUALIFY row_number() OVER (PARTITION BY run, {keys} "
+                "ORDER BY filename DESC, file_row_number DESC) = 1"
+            )
+            con.execute(f"CREATE TEMP VIEW {table} AS SELECT run, {columns} FROM _{table}_latest")
         if with_runs:
             con.register("_runs", self._manifest_table(_step_counts(con)))
             con.execute("CREATE TEMP VIEW runs AS SELECT * FROM _runs")
