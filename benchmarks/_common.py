@@ -62,14 +62,27 @@ def add_common_arguments(parser: Any) -> None:
     )
 
 
+_LIMITS: list[Any] = []  # keeps the threadpoolctl limiter alive for the whole run
+
+
 def setup_threads(threads: int, cpus: int | None) -> None:
-    """Set torch's intra-op thread count and optionally pin the process to ``cpus`` CPUs."""
+    """Limit every thread pool to ``threads`` and optionally pin to ``cpus`` CPUs.
+
+    torch's intra-op pool is set with ``torch.set_num_threads``; the BLAS and OpenMP
+    pools of numpy, scipy and scikit-learn (which scikit-dimension uses) are limited with
+    threadpoolctl, so that "single-threaded" holds for every contender, not only torch.
+    """
     if cpus is not None:
         available = sorted(os.sched_getaffinity(0))
         if cpus < 1 or cpus > len(available):
             raise SystemExit(f"--cpus must be in 1..{len(available)}; got {cpus}.")
         os.sched_setaffinity(0, set(available[:cpus]))
     torch.set_num_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn depends on it; without it only torch is limited
+        return
+    _LIMITS.append(threadpool_limits(limits=threads))
 
 
 def environment_lines() -> list[str]:
@@ -80,8 +93,18 @@ def environment_lines() -> list[str]:
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs ({affinity} usable), "
         f"{platform.system()} {platform.release()}",
         f"python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}",
-        f"torch threads: {torch.get_num_threads()} (interop {torch.get_num_interop_threads()})",
+        f"torch threads: {torch.get_num_threads()} (interop {torch.get_num_interop_threads()})"
+        f"; BLAS/OpenMP pools: {_pool_threads()}",
     ]
+
+
+def _pool_threads() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "threadpoolctl not installed"
+    found = sorted({f"{p['internal_api']}={p['num_threads']}" for p in threadpool_info()})
+    return ", ".join(found) or "none loaded"
 
 
 def print_header(title: str, extra: Sequence[str] = ()) -> None:
@@ -138,9 +161,7 @@ def format_table(
 ) -> str:
     """A plain-text (or Markdown) table; numbers right-aligned, text left-aligned."""
     cells = [[_cell(v) for v in row] for row in rows]
-    numeric = [
-        all(_is_number(row[j]) for row in rows if j < len(row)) for j in range(len(headers))
-    ]
+    numeric = [all(_is_number(row[j]) for row in rows if j < len(row)) for j in range(len(headers))]
     widths = [
         max([len(h), *(len(row[j]) for row in cells if j < len(row))])
         for j, h in enumerate(headers)
@@ -160,8 +181,12 @@ def format_table(
     out.append(line(list(headers)))
     if markdown:
         out.append(
-            "|" + "|".join(("-" * (w + 1) + ":") if n else (":" + "-" * (w + 1))
-                           for w, n in zip(widths, numeric, strict=True)) + "|"
+            "|"
+            + "|".join(
+                ("-" * (w + 1) + ":") if n else (":" + "-" * (w + 1))
+                for w, n in zip(widths, numeric, strict=True)
+            )
+            + "|"
         )
     else:
         out.append("  ".join("-" * w for w in widths))
@@ -170,9 +195,7 @@ def format_table(
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float | np.floating | np.integer) and not isinstance(
-        value, bool
-    )
+    return isinstance(value, int | float | np.floating | np.integer) and not isinstance(value, bool)
 
 
 def _cell(value: Any) -> str:

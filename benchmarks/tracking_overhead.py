@@ -30,13 +30,14 @@ Contenders, each in the two capture modes:
 Timing: one process, torch single-threaded (``--threads``). Every tracked run is paired
 with an untracked run of the same N steps immediately before it; pairs run in rounds
 and the order of configurations rotates from round to round. For each run we time
-setup (tracker construction: for traindyn the run directory, manifest and worker thread),
-the training loop, and ``close()`` (traindyn: draining the worker queue, computing what is
-left, writing the parquet parts and the manifest; ndtracker: removing hooks). "total" is
-setup + loop + close. Ratios and added ms/step are computed per pair, then the median over
-rounds is reported. traindyn computes metrics on a worker thread; on this 2-CPU machine it
-can use the second core. ``--cpus 1`` pins the process to one CPU to show the cost when
-no core is spare.
+setup (tracker construction; for traindyn the run directory, manifest and worker thread
+start on entering ``with tracker:``), the training loop, and ``close()`` (traindyn:
+draining the worker queue, computing what is left, writing the parquet parts and the
+manifest; ndtracker: removing hooks). "total" is loop + close; setup is reported apart.
+Ratios and added ms/step are computed per pair, then the median over rounds is reported,
+with the range over rounds. traindyn computes metrics on a worker thread; on this 2-CPU
+machine it can use the second core. ``--cpus 1`` pins the process to one CPU to show the
+cost when no core is spare.
 
 Run: ``.venv/bin/python benchmarks/tracking_overhead.py [--quick] [--cpus 1]``.
 """
@@ -107,7 +108,8 @@ class Result:
     close: list[float] = field(default_factory=list)
 
     def total(self, i: int) -> float:
-        return self.setup[i] + self.loop[i] + self.close[i]
+        """Training loop plus close() (draining the worker); setup is reported apart."""
+        return self.loop[i] + self.close[i]
 
 
 def make_data(seed: int, probe_size: int) -> Data:
@@ -288,7 +290,7 @@ def _check_rows(path: Path, cfg: Config, steps: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_common_arguments(parser)
-    parser.add_argument("--steps", type=int, default=None, help="steps per run (2000; quick 300)")
+    parser.add_argument("--steps", type=int, default=None, help="steps per run (1000; quick 150)")
     parser.add_argument("--rounds", type=int, default=None, help="paired rounds (3; quick 1)")
     parser.add_argument("--every", type=int, nargs="+", default=[5, 1], help="sampling periods")
     parser.add_argument("--probe-size", type=int, default=256)
@@ -299,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         print("ndtracker is not installed: bash scripts/install.sh --bench", file=sys.stderr)
         return 2
     setup_threads(args.threads, args.cpus)
-    steps = args.steps or (300 if args.quick else 2000)
+    steps = args.steps or (150 if args.quick else 1000)
     rounds = args.rounds or (1 if args.quick else 3)
     data = make_data(args.seed, args.probe_size)
     configs = [
@@ -348,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     for cfg in configs:
         res = results[cfg]
         idx = range(len(res.base))
-        added[cfg] = median([ms(res.total(i) - res.base[i]) for i in idx])
+        added_each = [ms(res.total(i) - res.base[i]) for i in idx]
+        added[cfg] = median(added_each)
         ratio_total[cfg] = median([res.total(i) / res.base[i] for i in idx])
         rows.append(
             [
@@ -358,11 +361,13 @@ def main(argv: list[str] | None = None) -> int:
                 median([ms(b) for b in res.base]),
                 median([ms(x) for x in res.loop]),
                 median([ms(res.total(i)) for i in idx]),
-                median([(res.setup[i] + res.close[i]) * 1e3 for i in idx]),
+                median([x * 1e3 for x in res.setup]),
+                median([x * 1e3 for x in res.close]),
                 median([res.loop[i] / res.base[i] for i in idx]),
                 ratio_total[cfg],
                 median([ms(res.loop[i] - res.base[i]) for i in idx]),
                 added[cfg],
+                f"{min(added_each):.3f}..{max(added_each):.3f}",
             ]
         )
     headers = [
@@ -372,11 +377,13 @@ def main(argv: list[str] | None = None) -> int:
         "untracked ms/step",
         "loop ms/step",
         "total ms/step",
-        "setup+close ms",
+        "setup ms",
+        "close ms",
         "ratio loop",
         "ratio total",
         "added loop ms/step",
         "added total ms/step",
+        "added total min..max",
     ]
     print(format_table(headers, rows, title="Per configuration", markdown=args.markdown))
     print()
@@ -391,23 +398,20 @@ def main(argv: list[str] | None = None) -> int:
         format_table(
             ["mode", "every", "traindyn added ms/step", "ndtracker added ms/step", "td / ndt"],
             cmp_rows,
-            title="Added cost per step (total incl. setup and close): traindyn / ndtracker",
+            title="Added ms/step (loop + close): traindyn / ndtracker",
             markdown=args.markdown,
         )
     )
     print()
 
-    print("Targets (on total incl. setup and close):")
-    ok_all = True
+    print("Targets (on total = training loop + close):")
     if 5 in args.every:
         r = ratio_total[Config("traindyn", "batch", 5)]
         ok = r <= TARGET_BATCH_RATIO
-        ok_all &= ok
         print(verdict(ok, f"traindyn batch every=5 overhead ratio {r:.3f} <= {TARGET_BATCH_RATIO}"))
     for row in cmp_rows:
         mode, every, a, b, rel = row
         ok = b > 0 and a <= TARGET_VS_NDT * b
-        ok_all &= ok
         print(
             verdict(
                 ok,
@@ -415,7 +419,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"{TARGET_VS_NDT} x ndtracker's {b:.3f} (ratio {rel:.2f})",
             )
         )
-    del ok_all  # a MISS is a finding, not a crash: the exit status stays 0
     return 0
 
 

@@ -204,6 +204,8 @@ class Tracker:
         self._worker_error: BaseException | None = None
         self._batch_capture: Capture | None = None
         self._scalar_buffer: list[_Pending] = []  # shared with the worker under _lock
+        self._measured = threading.Condition(self._lock)
+        self._results: dict[int, dict[str, float]] = {}  # the last few samples' values
         self._last_seen: int | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -357,6 +359,38 @@ class Tracker:
             save_checkpoint(self.model, self.run_.path, step, config=self.config.get("model"))
         self._emit_warnings()
 
+    def wait_for(self, step: int, *, timeout: float | None = None) -> dict[str, float]:
+        """Block until the sample of ``step`` is measured; return its values.
+
+        Keys are probe scalars (``probe_accuracy``, ``probe_loss``...) and
+        ``"<layer>/<metric>"``. Used for early stopping: a decision that waits for the
+        measurement is the same however fast the worker thread runs.
+
+        Raises
+        ------
+        ConfigError
+            If ``step`` is not the latest sampled step nor one of the last 16 measured.
+        StoreError
+            If recording failed.
+        """
+        with self._measured:
+            ok = self._measured.wait_for(
+                lambda: (
+                    step in self._results
+                    or self._worker_error is not None
+                    or self._last_step != step
+                ),
+                timeout=timeout,
+            )
+            if self._worker_error is not None:
+                self._raise_worker_error()
+            if not ok or step not in self._results:
+                raise ConfigError(
+                    f"step {step} has no measurement to wait for: it was not sampled, or is "
+                    "older than the last 16 samples."
+                )
+            return dict(self._results[step])
+
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict[str, Any]:
         """What a resumed tracker needs: the last sampled step and what it warned about.
@@ -457,7 +491,9 @@ class Tracker:
                 # plus a quarter waiting in the queue. Also refreshes the heartbeat.
                 self.run_.maybe_flush(self.flush_interval / 2)
             except BaseException as exc:  # surfaced on the training thread at the next step
-                self._worker_error = exc
+                with self._measured:
+                    self._worker_error = exc
+                    self._measured.notify_all()
 
     def _drain_scalars(self) -> None:
         with self._lock:
@@ -471,6 +507,7 @@ class Tracker:
                 sample.step, {k: _to_float(v) for k, v in sample.stats.items()}
             )
         rows: list[tuple[int, str, str, float, str | None]] = []
+        values = {k: _to_float(v) for k, v in sample.stats.items()}
         for layer in self.layers_:
             label = layer or _ROOT_LABEL
             try:
@@ -481,6 +518,7 @@ class Tracker:
             failed: dict[str, list[str]] = {}
             for r in results:
                 rows.append((sample.step, label, r.metric, r.value, r.reason))
+                values[f"{label}/{r.metric}"] = r.value
                 if r.reason is not None:
                     failed.setdefault(r.reason, []).append(r.metric)
                 elif r.note is not None:
@@ -493,6 +531,11 @@ class Tracker:
                     f"{sample.step}: {reason}",
                 )
         self.run_.append_metrics(rows)
+        with self._measured:
+            self._results[sample.step] = values
+            for old in sorted(self._results)[:-16]:
+                del self._results[old]
+            self._measured.notify_all()
 
     def _measure_layer(self, sample: _Sample, layer: str) -> list[Measurement]:
         cap = sample.capture

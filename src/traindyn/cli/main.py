@@ -50,36 +50,45 @@ def _friendly(func: F) -> F:
 @_friendly
 def run(
     suite: Annotated[
-        str, typer.Argument(help="Built-in suite name (see `traindyn suites`).")
+        str, typer.Argument(help="A suite YAML file or a built-in suite (`traindyn suites`).")
     ] = "quick",
     out: Annotated[Path | None, typer.Option(help="Directory for the suite's runs.")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the expanded experiments and stop.")
+    ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Run a suite of experiments, then print a summary and draw heatmaps.
 
-    Example: traindyn run            (the built-in quick suite on bundled data)
+    Example: traindyn run                      (the built-in quick suite on bundled data)
+             traindyn run my-suite.yaml --dry-run
     """
     from traindyn.experiments.executors import run_local
-    from traindyn.experiments.suite import builtin_suite
+    from traindyn.experiments.suite import builtin_suite, expand_suite, load_suite
 
-    configs = builtin_suite(suite)
+    path = Path(suite)
+    is_file = path.suffix in (".yaml", ".yml") or path.exists()
+    spec = load_suite(path) if is_file else builtin_suite(suite)
+    experiments = expand_suite(spec, source=str(path) if is_file else f"suite {suite!r}")
+    if dry_run:
+        _print_experiments(spec.name, experiments)
+        return
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    root = out or Path("runs") / f"{suite}-{stamp}"
-    console.print(f"[bold]traindyn run {suite}[/]: {len(configs)} experiments -> {root}")
-    results = run_local(configs, root, workers=workers, show_progress=progress)
+    root = out or Path("runs") / f"{spec.name}-{stamp}"
+    console.print(f"[bold]traindyn run {suite}[/]: {len(experiments)} experiments -> {root}")
+    results = run_local(experiments, root, workers=workers, show_progress=progress)
     failed = [r for r in results if r.status == "failed"]
-    _print_suite_summary(root)
+    _print_suite_summary(root, per_layer=len(results) <= 12)
     figures = _draw_heatmaps([r.run_dir for r in results if r.status == "finished"])
-    console.print(
-        f"\n[bold]{len(figures)}[/] heatmaps (layer x step) written, e.g. {figures[0]}"
-        if figures
-        else ""
-    )
+    if figures:
+        console.print(
+            f"\n[bold]{len(figures)}[/] heatmaps (layer x step) written, e.g. {figures[0]}"
+        )
     for r in failed:
         err_console.print(f"[red]failed[/] {r.name}: {r.error}")
     console.print(
-        f"Runs are in [bold]{root}[/]; open one with td.open_run('{root / results[0].name}')."
+        f"Runs are in [bold]{root}[/]; open one with td.open_run('{results[0].run_dir}')."
     )
     if failed:
         raise typer.Exit(code=1)
@@ -92,11 +101,51 @@ def suites() -> None:
 
     Example: traindyn suites
     """
-    from traindyn.experiments.suite import SUITES
+    from traindyn.experiments.suite import SUITES, expand_suite
 
     table = Table("suite", "experiments", "description")
-    for name, (description, make) in SUITES.items():
-        table.add_row(name, str(len(make())), description)
+    for name, make in SUITES.items():
+        spec = make()
+        table.add_row(name, str(len(expand_suite(spec))), spec.description)
+    console.print(table)
+
+
+def _print_experiments(name: str, experiments: list[Any]) -> None:
+    table = Table(
+        "run",
+        "arch",
+        "dataset",
+        "seed",
+        "steps",
+        "optimizer",
+        "lr",
+        "schedule",
+        "phases",
+        "early stop",
+        title=f"{name}: {len(experiments)} experiments",
+    )
+    for e in experiments:
+        duration = f"{e.train.steps}" if e.train.steps else f"{e.train.epochs} ep"
+        phases = ", ".join(f"{p.name}[{p.start},{p.end})" for p in e.phases) or "-"
+        if e.stop_after_phase:
+            phases += f" (stop after {e.stop_after_phase})"
+        stop = (
+            f"{e.early_stopping.monitor} {e.early_stopping.mode} p={e.early_stopping.patience}"
+            if e.early_stopping
+            else "-"
+        )
+        table.add_row(
+            e.run_name,
+            e.arch,
+            e.dataset,
+            str(e.seed),
+            duration,
+            e.train.optimizer,
+            f"{e.train.lr:g}",
+            e.train.schedule.kind,
+            phases,
+            stop,
+        )
     console.print(table)
 
 
@@ -180,41 +229,76 @@ def checkpoint_diff(
         raise typer.Exit(code=1)
 
 
-def _print_suite_summary(root: Path) -> None:
-    from traindyn.analysis.summary import summarize_run
+def _print_suite_summary(root: Path, *, per_layer: bool) -> None:
+    from traindyn.analysis.summary import summarize_run, summarize_suite
     from traindyn.store import open_runs
 
     runs = open_runs(root)
-    overview = Table("run", "status", "steps", "loss", "probe acc", "probe conf", title="Runs")
-    per_layer: list[tuple[str, Table]] = []
-    for run_id in runs.ids:
-        summary = summarize_run(runs[run_id])
+    if per_layer:
+        for run_id in runs.ids:
+            layers = summarize_run(runs[run_id]).layers
+            if not layers.empty:
+                console.print(_layer_table(str(run_id), layers))
+    summary = summarize_suite(runs)
+    overview = Table(
+        "run",
+        "status",
+        "steps",
+        "loss",
+        "probe acc",
+        "best",
+        "at step",
+        "early stop",
+        title="Experiments",
+    )
+    for r in summary.experiments.to_dict("records"):
         overview.add_row(
-            run_id,
-            summary.status,
-            str(summary.last_step),
-            _fmt(summary.final.get("loss")),
-            _fmt(summary.final.get("probe_accuracy")),
-            _fmt(summary.final.get("probe_confidence")),
+            str(r["run"]),
+            str(r["status"]),
+            str(r["last_step"]),
+            _fmt(r["final_loss"]),
+            _fmt(r["final_probe_accuracy"]),
+            "-" if r["monitor"] is None else f"{_fmt(r['best'])} ({r['monitor']})",
+            "-" if r["best_step"] is None else str(r["best_step"]),
+            "yes" if r["stopped_early"] else "no",
         )
-        layers = summary.layers
-        if layers.empty:
-            continue
-        metric_names = list(dict.fromkeys(layers["metric"]))
-        table = Table(title=f"{run_id}: first -> last", title_justify="left")
-        table.add_column("layer", no_wrap=True)
-        for metric in metric_names:
-            table.add_column(_SHORT.get(metric, metric), justify="right", no_wrap=True)
-        for layer, group in layers.groupby("layer", sort=False):
-            cells = {
-                str(r["metric"]): f"{_fmt(float(r['first']))} -> {_fmt(float(r['last']))}"
-                for r in group.to_dict("records")
-            }
-            table.add_row(str(layer), *[cells.get(m, "-") for m in metric_names])
-        per_layer.append((run_id, table))
-    for _, table in per_layer:
-        console.print(table)
     console.print(overview)
+    groups = summary.groups
+    if not groups.empty and int(groups["n"].max()) > 1:
+        table = Table(
+            "group",
+            "seeds",
+            "probe acc mean ± std",
+            "range",
+            "best mean ± std",
+            "init~best rho",
+            title="Seed groups",
+        )
+        for g in groups.to_dict("records"):
+            table.add_row(
+                str(g["group"]),
+                str(g["n"]),
+                f"{_fmt(g['final_probe_accuracy_mean'])} ± {_fmt(g['final_probe_accuracy_std'])}",
+                f"[{_fmt(g['final_probe_accuracy_min'])}, {_fmt(g['final_probe_accuracy_max'])}]",
+                f"{_fmt(g['best_mean'])} ± {_fmt(g['best_std'])}",
+                _fmt(g["init_best_spearman"]),
+            )
+        console.print(table)
+
+
+def _layer_table(run_id: str, layers: Any) -> Table:
+    metric_names = list(dict.fromkeys(layers["metric"]))
+    table = Table(title=f"{run_id}: first -> last", title_justify="left")
+    table.add_column("layer", no_wrap=True)
+    for metric in metric_names:
+        table.add_column(_SHORT.get(metric, metric), justify="right", no_wrap=True)
+    for layer, group in layers.groupby("layer", sort=False):
+        cells = {
+            str(r["metric"]): f"{_fmt(float(r['first']))} -> {_fmt(float(r['last']))}"
+            for r in group.to_dict("records")
+        }
+        table.add_row(str(layer), *[cells.get(m, "-") for m in metric_names])
+    return table
 
 
 def _draw_heatmaps(run_dirs: list[Path]) -> list[Path]:
@@ -242,8 +326,8 @@ _SHORT = {
 }
 
 
-def _fmt(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
+def _fmt(value: Any) -> str:
+    if not isinstance(value, int | float) or not math.isfinite(value):
         return "-"
     return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
 

@@ -1,4 +1,4 @@
-"""Experiments: bundled datasets and a small model zoo, registered by name.
+"""Experiments: datasets and a small model zoo, registered by name.
 
 A client of capture and store, exactly like a user's own training loop.
 """
@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from traindyn.experiments.datasets import (
     DATASETS,
+    INPUT_KINDS,
     Dataset,
     DatasetSpec,
+    InputKind,
+    default_data_root,
     load_dataset,
     probe_description,
     probe_split,
+    read_idx,
 )
 from traindyn.experiments.models import (
     CNN,
@@ -23,6 +27,8 @@ from traindyn.experiments.models import (
     ModelSpec,
     Transformer,
     TransformerConfig,
+    ViT,
+    ViTConfig,
     ZooModel,
     build_model,
     config_from_dict,
@@ -33,22 +39,28 @@ from traindyn.experiments.models import (
 __all__ = [
     "CNN",
     "DATASETS",
+    "INPUT_KINDS",
     "MLP",
     "MODELS",
     "CNNConfig",
     "Dataset",
     "DatasetSpec",
+    "InputKind",
     "MLPConfig",
     "ModelConfig",
     "ModelSpec",
     "Transformer",
     "TransformerConfig",
+    "ViT",
+    "ViTConfig",
     "ZooModel",
     "build_model",
     "config_from_dict",
     "config_to_dict",
+    "default_data_root",
     "load_dataset",
     "model_from_config",
     "probe_description",
     "probe_split",
+    "read_idx",
 ]

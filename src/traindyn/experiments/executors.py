@@ -23,7 +23,9 @@ from typing import Any, Literal, TypeVar
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from traindyn.exceptions import ConfigError, TraindynError
-from traindyn.experiments.trainer import TrainConfig, train
+from traindyn.experiments.datasets import DATASETS
+from traindyn.experiments.suite import ExperimentSpec
+from traindyn.experiments.trainer import TrainingOutcome, total_steps, train
 from traindyn.store import open_run
 
 __all__ = ["ExperimentResult", "WorkerDied", "map_isolated", "run_local"]
@@ -33,12 +35,13 @@ _progress_queue: Any = None  # set in each worker process by _init_worker
 
 @dataclass(frozen=True)
 class ExperimentResult:
-    """How one experiment ended."""
+    """How one experiment ended: its run directory, status, and training outcome."""
 
     name: str
     run_dir: Path
     status: Literal["finished", "failed"]
     error: str | None = None
+    outcome: TrainingOutcome | None = None
 
 
 def _init_worker(progress_queue: Any, threads: int) -> None:
@@ -56,28 +59,33 @@ def _report(n: int) -> None:
 
 
 def _run_one(
-    config: TrainConfig, run_dir: Path, progress: Callable[[int], None] = _report
+    spec: ExperimentSpec, run_dir: Path, progress: Callable[[int], None] = _report
 ) -> ExperimentResult:
     try:
-        train(config, run_dir, progress=progress)
+        outcome = train(spec, run_dir, progress=progress)
     except Exception as exc:
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return ExperimentResult(config.name, run_dir, "failed", detail)
-    return ExperimentResult(config.name, run_dir, "finished")
+        return ExperimentResult(spec.run_name, run_dir, "failed", detail)
+    return ExperimentResult(spec.run_name, run_dir, "finished", outcome=outcome)
+
+
+def planned_steps(spec: ExperimentSpec) -> int:
+    """Steps an experiment will train, for progress bars (its budget; may stop earlier)."""
+    return total_steps(spec, DATASETS[spec.dataset].n_train) + 1
 
 
 def run_local(
-    configs: Sequence[TrainConfig],
+    configs: Sequence[ExperimentSpec],
     root: str | Path,
     *,
     workers: int | None = None,
     show_progress: bool = True,
 ) -> list[ExperimentResult]:
-    """Train every config into ``root/<config.name>`` on a local process pool.
+    """Train every experiment into ``root/<run_name>`` on a local process pool.
 
     Parameters
     ----------
-    configs : sequence of TrainConfig
+    configs : sequence of ExperimentSpec
     root : path
         Directory that receives one run directory per experiment.
     workers : int, optional
@@ -91,7 +99,7 @@ def run_local(
     list of ExperimentResult
         In the order of ``configs``.
     """
-    names = [c.name for c in configs]
+    names = [c.run_name for c in configs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"experiment names must be unique; repeated: {duplicates}.")
@@ -100,7 +108,7 @@ def run_local(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     n_workers = min(len(configs), workers if workers is not None else (os.cpu_count() or 1))
-    total = sum(c.steps for c in configs)
+    total = sum(planned_steps(c) for c in configs)
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -116,15 +124,15 @@ def run_local(
             def advance(n: int) -> None:
                 progress.update(task, advance=n)
 
-            return [_run_one(config, root / config.name, advance) for config in configs]
+            return [_run_one(config, root / config.run_name, advance) for config in configs]
 
         def retry(index: int) -> None:
             # a worker died mid-run: its partial run directory is restarted from scratch
-            _remove_unfinished(root / configs[index].name)
+            _remove_unfinished(root / configs[index].run_name)
 
         outcomes = map_isolated(
             _run_one,
-            [(config, root / config.name) for config in configs],
+            [(config, root / config.run_name) for config in configs],
             workers=n_workers,
             initializer=_init_worker,
             progress=lambda n: progress.update(task, advance=n),
@@ -134,7 +142,8 @@ def run_local(
     results = []
     for config, outcome in zip(configs, outcomes, strict=True):
         if isinstance(outcome, WorkerDied):
-            outcome = ExperimentResult(config.name, root / config.name, "failed", str(outcome))
+            run_dir = root / config.run_name
+            outcome = ExperimentResult(config.run_name, run_dir, "failed", str(outcome))
         results.append(outcome)
     return results
 

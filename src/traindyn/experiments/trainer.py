@@ -1,137 +1,359 @@
-"""A plain supervised training loop that records through the Tracker like any user loop."""
+"""The training loop of one experiment: a client of the Tracker, like any user loop.
+
+Every decision the loop takes is a pure function of the step (learning rate, phase,
+batch indices; see :mod:`traindyn.experiments.schedules`), and early stopping waits for
+the measurement it reads, so the same seed gives the same run on any executor.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
-from traindyn._validation import check_in, check_positive
-from traindyn.capture import Tracker
+from traindyn.capture import AtSteps, Every, LogSpaced, Schedule, Tracker, resolve_layers
 from traindyn.exceptions import ConfigError
-from traindyn.experiments.datasets import load_dataset, probe_description, probe_split
+from traindyn.experiments.datasets import Dataset, load_dataset, probe_description, probe_split
 from traindyn.experiments.models import build_model
-from traindyn.metrics import DEFAULT_METRICS
+from traindyn.experiments.schedules import active_phase, batch_indices, lr_at
+from traindyn.experiments.suite import CheckpointSpec, ExperimentSpec, PhaseSpec
+from traindyn.store import Run, open_run
+from traindyn.store.checkpoints import save_checkpoint
 
-__all__ = ["TrainConfig", "train"]
-
-Optimizer = Literal["adam", "sgd"]
+__all__ = ["TrainingOutcome", "train"]
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """One experiment: an architecture trained on a dataset with one seed.
+class TrainingOutcome:
+    """How a run ended; also written to ``analysis/training.json``.
 
-    Defaults are the built-in quick suite's: small enough that twelve runs finish in a
-    few minutes on two cores, long enough that the metrics visibly move.
+    Attributes
+    ----------
+    last_step : int
+        The last step trained.
+    stopped_early : bool
+        True if early stopping (not the step budget or an ablation) ended training.
+    stop_reason : str
+        ``"steps"``, ``"early_stopping"`` or ``"stop_after_phase:<name>"``.
+    monitor : str or None
+        The early-stopping monitor, if any.
+    best_step, best_value : int or None, float
+        Step and value of the best monitored sample (NaN without early stopping).
+    initial_value : float
+        The monitored value at the first sample (seed 003 correlates it with the best).
     """
 
-    arch: str
-    dataset: str
-    seed: int = 0
-    steps: int = 300  # ~11 epochs of digits at batch 64: loss has flattened by then
-    batch_size: int = 64  # the seeds' batch size
-    lr: float = 1e-3  # Adam's default; stable for every zoo model
-    optimizer: Optimizer = "adam"
-    every: int = 5  # the seeds' measurement cadence ("every 5 steps")
-    probe_per_class: int = 20  # 200 probe samples: stable spectra, cheap probe pass
-    metrics: tuple[str, ...] = DEFAULT_METRICS
-    checkpoint_steps: tuple[int, ...] = field(default_factory=tuple)
+    last_step: int
+    stopped_early: bool
+    stop_reason: str
+    monitor: str | None
+    best_step: int | None
+    best_value: float
+    initial_value: float
 
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "every", "probe_per_class"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer; got {value!r}.")
-        check_positive(self.lr, name="lr")
-        check_in(self.optimizer, ("adam", "sgd"), name="optimizer")
 
-    @property
-    def name(self) -> str:
-        """Run name: ``<arch>_<dataset>_s<seed>``, the seeds' naming."""
-        return f"{self.arch}_{self.dataset}_s{self.seed}"
+def total_steps(spec: ExperimentSpec, n_train: int) -> int:
+    """The step budget: ``train.steps``, or ``train.epochs`` full passes over the data."""
+    if spec.train.steps is not None:
+        return spec.train.steps
+    if spec.train.epochs is None:
+        raise ConfigError(f"{spec.run_name}: train.steps or train.epochs is required.")
+    return spec.train.epochs * max(1, n_train // _batch_size(spec, n_train))
 
 
 def train(
-    config: TrainConfig,
+    spec: ExperimentSpec,
     run_dir: str | Path,
     *,
     progress: Callable[[int], None] | None = None,
-) -> Path:
-    """Train ``config`` from scratch, tracking every ``config.every`` steps into ``run_dir``.
+) -> TrainingOutcome:
+    """Train ``spec`` from scratch into ``run_dir``, tracked and checkpointed as specified.
 
     Parameters
     ----------
-    config : TrainConfig
+    spec : ExperimentSpec
     run_dir : path
         The run directory to create.
     progress : callable, optional
         Called with the number of steps completed since the last call.
-
-    Returns
-    -------
-    Path
-        The run directory.
     """
-    torch.manual_seed(config.seed)
-    data = load_dataset(config.dataset, seed=config.seed)
-    model = build_model(config.arch, input_shape=data.input_shape, n_classes=data.n_classes)
-    probe = probe_split(data, per_class=config.probe_per_class, seed=config.seed)
-    optimizer = _optimizer(config, model)
-    loss_fn = nn.CrossEntropyLoss()
-    generator = torch.Generator().manual_seed(config.seed)
-    n_train = data.x_train.shape[0]
-    order = torch.randperm(n_train, generator=generator)
-    cursor = 0
+    torch.manual_seed(spec.seed)
+    data = load_dataset(spec.dataset, seed=spec.data_seed)
+    model = build_model(spec.arch, input_shape=data.input_shape, n_classes=data.n_classes)
+    probe = probe_split(data, per_class=spec.tracking.probe_per_class, seed=spec.data_seed)
+    optimizer = _optimizer(spec, model)
+    steps = total_steps(spec, data.x_train.shape[0])
+    loop = _Loop(spec, data, model, optimizer, steps)
     tracker = Tracker(
         model,
         probe=probe,
         run=run_dir,
-        every=config.every,
-        metrics=config.metrics,
-        checkpoint_every=list(config.checkpoint_steps) or None,
+        every=_tracking_schedule(spec),
+        layers=spec.tracking.layers,
+        metrics=spec.tracking.metrics,
+        mode=spec.tracking.mode,
+        reduce=spec.tracking.reduce,
         config={
-            "experiment": _jsonable(asdict(config)),
-            "model": _jsonable(asdict(model.config)) if hasattr(model, "config") else None,
-            "probe": probe_description(data, per_class=config.probe_per_class, seed=config.seed),
+            "experiment": spec.model_dump(mode="json"),
+            "model": model.config if hasattr(model, "config") else None,
+            "probe": probe_description(
+                data, per_class=spec.tracking.probe_per_class, seed=spec.data_seed
+            ),
+            "total_steps": steps,
         },
     )
     with tracker:
-        for step in range(config.steps + 1):
-            if cursor + config.batch_size > n_train:
-                order = torch.randperm(n_train, generator=generator)
-                cursor = 0
-            idx = order[cursor : cursor + config.batch_size]
-            cursor += config.batch_size
-            x, y = data.x_train[idx], data.y_train[idx]
-            model.train()
-            logits = model(x)
-            loss = loss_fn(logits, y)
-            # Record the weights the step measured: the tracker samples before the update.
-            tracker.step(step, loss=loss, outputs=logits, targets=y, lr=config.lr)
-            if step == config.steps:
-                break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        outcome = loop.run(tracker, Path(run_dir), progress)
+    open_run(run_dir).write_analysis("training", _outcome_json(outcome))
+    return outcome
+
+
+class _Loop:
+    """State of one training loop (the model, its optimiser, early stopping)."""
+
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        data: Dataset,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        steps: int,
+    ) -> None:
+        self.spec, self.data, self.model, self.optimizer = spec, data, model, optimizer
+        self.steps = steps
+        self.checkpoints = _checkpoint_schedule(spec.checkpoints)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.subsets: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.frozen: dict[str, list[nn.Parameter]] = {
+            p.name: _params_of(model, p.freeze) for p in spec.phases
+        }
+        self.best_value = math.nan
+        self.best_step: int | None = None
+        self.initial_value = math.nan
+        self.bad_samples = 0
+
+    def run(
+        self, tracker: Tracker, run_dir: Path, progress: Callable[[int], None] | None
+    ) -> TrainingOutcome:
+        spec = self.spec
+        stop_reason = "steps"
+        last = 0
+        stop_phase = next((p for p in spec.phases if p.name == spec.stop_after_phase), None)
+        end = self.steps if stop_phase is None else min(self.steps, stop_phase.end)
+        for step in range(end + 1):
+            last = step
+            phase = active_phase(step, spec.phases)
+            # the final step is measured but not trained: step N is the state after N updates
+            stop = self._step(step, phase, tracker, run_dir, final=step == end)
             if progress is not None:
                 progress(1)
-    return Path(run_dir)
+            if stop:
+                stop_reason = "early_stopping"
+                break
+        if stop_phase is not None and last == stop_phase.end:
+            stop_reason = f"stop_after_phase:{stop_phase.name}"
+        if spec.checkpoints.final and last not in _run_checkpoints(run_dir):
+            save_checkpoint(self.model, run_dir, last, config=_model_config(self.model))
+        es = spec.early_stopping
+        return TrainingOutcome(
+            last_step=last,
+            stopped_early=stop_reason == "early_stopping",
+            stop_reason=stop_reason,
+            monitor=es.monitor if es else None,
+            best_step=self.best_step,
+            best_value=self.best_value,
+            initial_value=self.initial_value,
+        )
+
+    def _step(
+        self, step: int, phase: PhaseSpec | None, tracker: Tracker, run_dir: Path, *, final: bool
+    ) -> bool:
+        """One step: measure the model as it is (after ``step`` updates), then update it."""
+        spec, model = self.spec, self.model
+        lr = lr_at(step, spec.train.lr, spec.train.schedule, self.steps)
+        if phase is not None and phase.lr is not None:
+            lr = phase.lr
+        elif phase is not None and phase.lr_scale is not None:
+            lr *= phase.lr_scale
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        frozen = self.frozen[phase.name] if phase is not None else []
+        for param in frozen:
+            param.requires_grad_(False)
+        x, y = self._batch(step, phase)
+        model.train()
+        logits = model(x)
+        weights = (phase.loss_weights if phase and phase.loss_weights else None) or (
+            spec.train.loss_weights
+        )
+        loss = self._loss(logits, y, weights)
+        self.optimizer.zero_grad(set_to_none=True)
+        is_last = final
+        if not is_last:
+            loss.backward()  # type: ignore[no-untyped-call]
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        grad_norm = _grad_norm(trainable) if not is_last else None
+        if grad_norm is not None and spec.train.grad_clip is not None:
+            nn.utils.clip_grad_norm_(trainable, spec.train.grad_clip)
+        tracker.step(step, loss=loss, outputs=logits, targets=y, lr=lr, grad_norm=grad_norm)
+        if self.checkpoints is not None and self.checkpoints.is_due(step):
+            save_checkpoint(model, run_dir, step, config=_model_config(model))
+        stop = self._early_stop(step, tracker, run_dir, loss)
+        if not is_last and not stop:
+            self.optimizer.step()
+        for param in frozen:
+            param.requires_grad_(True)
+        return stop
+
+    def _batch(self, step: int, phase: PhaseSpec | None) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self._subset(phase)
+        idx = batch_indices(step, x.shape[0], _batch_size(self.spec, x.shape[0]), self.spec.seed)
+        return x[idx], y[idx]
+
+    def _subset(self, phase: PhaseSpec | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training data of a phase: its class subset and noisy labels (cached)."""
+        key = phase.name if phase is not None and phase.data is not None else ""
+        if key not in self.subsets:
+            x, y = self.data.x_train, self.data.y_train
+            mix = phase.data if phase is not None else None
+            if mix is not None and mix.classes is not None:
+                keep = torch.isin(y, torch.tensor(mix.classes))
+                if not bool(keep.any()):
+                    raise ConfigError(
+                        f"phases[{phase.name!r}].data.classes {mix.classes} selects no training "  # type: ignore[union-attr]
+                        f"example of {self.data.name} (classes 0..{self.data.n_classes - 1})."
+                    )
+                x, y = x[keep], y[keep]
+            if mix is not None and mix.label_noise > 0:
+                g = torch.Generator().manual_seed(self.spec.seed + 7919)
+                noisy = torch.rand(y.shape[0], generator=g) < mix.label_noise
+                y = y.clone()
+                y[noisy] = torch.randint(0, self.data.n_classes, (int(noisy.sum()),), generator=g)
+            self.subsets[key] = (x, y)
+        return self.subsets[key]
+
+    def _loss(
+        self, logits: torch.Tensor, y: torch.Tensor, weights: dict[str, float]
+    ) -> torch.Tensor:
+        total = logits.new_zeros(())
+        if weights.get("ce", 0.0):
+            total = total + weights["ce"] * self.loss_fn(logits, y)
+        if weights.get("confidence_penalty", 0.0):
+            logp = torch.log_softmax(logits, dim=-1)
+            neg_entropy = (logp.exp() * logp).sum(dim=-1).mean()
+            total = total + weights["confidence_penalty"] * neg_entropy
+        if weights.get("l2", 0.0):
+            l2 = sum((p * p).sum() for p in self.model.parameters() if p.requires_grad)
+            total = total + weights["l2"] * 0.5 * l2
+        return total
+
+    def _early_stop(self, step: int, tracker: Tracker, run_dir: Path, loss: torch.Tensor) -> bool:
+        es = self.spec.early_stopping
+        if es is None or not tracker.is_due(step):
+            return False
+        if es.monitor == "loss":
+            value = float(loss)
+        else:
+            value = tracker.wait_for(step).get(es.monitor, math.nan)
+        if math.isnan(self.initial_value):
+            self.initial_value = value
+        if not math.isfinite(value):
+            return False
+        sign = 1.0 if es.mode == "max" else -1.0
+        improved = math.isnan(self.best_value) or sign * (value - self.best_value) > es.min_delta
+        if improved:
+            previous = self.best_step
+            self.best_value, self.best_step, self.bad_samples = value, step, 0
+            save_checkpoint(self.model, run_dir, step, config=_model_config(self.model))
+            if previous is not None and previous != step and not self._scheduled(previous):
+                Run(run_dir).delete_checkpoint(previous)  # keep only the best one
+            return False
+        self.bad_samples += 1
+        return step >= es.start_step and self.bad_samples >= es.patience
+
+    def _scheduled(self, step: int) -> bool:
+        return self.checkpoints is not None and self.checkpoints.is_due(step)
 
 
-def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr)
-    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
+def _batch_size(spec: ExperimentSpec, n: int) -> int:
+    size = spec.train.batch_size
+    return n if size == "full" else min(size, n)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
+def _optimizer(spec: ExperimentSpec, model: nn.Module) -> torch.optim.Optimizer:
+    t = spec.train
+    params = model.parameters()
+    if t.optimizer == "adam":
+        return torch.optim.Adam(params, lr=t.lr, betas=t.betas, weight_decay=t.weight_decay)
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=t.lr, betas=t.betas, weight_decay=t.weight_decay)
+    return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+
+
+def _tracking_schedule(spec: ExperimentSpec) -> Schedule:
+    tracking = spec.tracking
+    if tracking.log_spaced is not None:
+        return LogSpaced(per_decade=tracking.log_spaced)
+    if isinstance(tracking.every, list):
+        return AtSteps.of(tracking.every)
+    return Every(tracking.every)
+
+
+class _AnyOf:
+    def __init__(self, *schedules: Schedule) -> None:
+        self.schedules = schedules
+
+    def is_due(self, step: int) -> bool:
+        return any(s.is_due(step) for s in self.schedules)
+
+
+def _checkpoint_schedule(spec: CheckpointSpec) -> Schedule | None:
+    parts: list[Schedule] = []
+    if spec.every is not None:
+        parts.append(Every(spec.every))
+    if spec.steps:
+        parts.append(AtSteps.of(spec.steps))
+    if spec.log_spaced is not None:
+        parts.append(LogSpaced(per_decade=spec.log_spaced))
+    return _AnyOf(*parts) if parts else None
+
+
+def _params_of(model: nn.Module, patterns: list[str]) -> list[nn.Parameter]:
+    if not patterns:
+        return []
+    names = resolve_layers(model, patterns)
+    seen: dict[int, nn.Parameter] = {}
+    for name in names:
+        for param in model.get_submodule(name).parameters():
+            seen[id(param)] = param
+    return list(seen.values())
+
+
+def _grad_norm(params: list[nn.Parameter]) -> torch.Tensor | None:
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return None
+    norm: torch.Tensor = torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(g) for g in grads])
+    )
+    return norm
+
+
+def _model_config(model: nn.Module) -> Any:
+    return getattr(model, "config", None)
+
+
+def _run_checkpoints(run_dir: Path) -> list[int]:
+    return Run(run_dir).checkpoints()
+
+
+def _outcome_json(outcome: TrainingOutcome) -> dict[str, Any]:
+    def clean(value: Any) -> Any:
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+
+    return {k: clean(v) for k, v in vars(outcome).items()}

@@ -75,6 +75,7 @@ MANIFEST_NAME = "run.json"
 METRICS_DIR = "metrics"
 SCALARS_DIR = "scalars"
 CHECKPOINTS_DIR = "checkpoints"
+ANALYSIS_DIR = "analysis"
 PART_GLOB = "part-*.parquet"
 _PART_RE = re.compile(r"^part-(\d+)-[0-9a-f]+\.parquet$")
 _CHECKPOINT_RE = re.compile(r"^step-(\d+)\.safetensors$")
@@ -1140,6 +1141,51 @@ class Run:
         ``value`` float64."""
         return _read_frame(self._path / SCALARS_DIR, SCALARS_SCHEMA)
 
+    def write_analysis(self, name: str, data: Mapping[str, Any] | pd.DataFrame) -> Path:
+        """Write ``analysis/<name>.json`` (a mapping) or ``.parquet`` (a table), atomically.
+
+        Works on finished and read-only runs too: analysis is written after training.
+
+        Raises
+        ------
+        ConfigError
+            If ``name`` is not a plain file stem or ``data`` is not JSON-serialisable.
+        """
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
+            raise ConfigError(
+                f"analysis name must be a plain file stem (letters, digits, _ . -); got {name!r}."
+            )
+        directory = self._path / ANALYSIS_DIR
+        directory.mkdir(exist_ok=True)
+        if isinstance(data, pd.DataFrame):
+            final = directory / f"{name}.parquet"
+            table = pa.Table.from_pandas(data, preserve_index=False)
+            atomic_write_path(final, lambda tmp: pq.write_table(table, tmp))
+        else:
+            final = directory / f"{name}.json"
+            text = json.dumps(to_json_value(data, name=name), indent=2, sort_keys=True)
+            atomic_write(final, lambda f: f.write(text.encode()))
+        return final
+
+    def read_analysis(self, name: str) -> dict[str, Any] | pd.DataFrame:
+        """Read what :meth:`write_analysis` wrote under ``name``.
+
+        Raises
+        ------
+        StoreError
+            If there is no such analysis; the message lists the ones that exist.
+        """
+        directory = self._path / ANALYSIS_DIR
+        for suffix in (".json", ".parquet"):
+            path = directory / f"{name}{suffix}"
+            if path.is_file():
+                if suffix == ".json":
+                    loaded: dict[str, Any] = json.loads(path.read_text())
+                    return loaded
+                return to_frame(pq.read_table(path))
+        found = sorted(p.stem for p in directory.glob("*")) if directory.is_dir() else []
+        raise StoreError(f"{self._path} has no analysis {name!r}; it has {found or 'none'}.")
+
     def checkpoints(self) -> list[int]:
         """Steps with a ``checkpoints/step-<N>.safetensors`` file, ascending."""
         directory = self._path / CHECKPOINTS_DIR
@@ -1148,6 +1194,11 @@ class Run:
         return sorted(
             int(m.group(1)) for p in directory.iterdir() if (m := _CHECKPOINT_RE.match(p.name))
         )
+
+    def delete_checkpoint(self, step: int) -> None:
+        """Remove the checkpoint of ``step`` (both files); a missing one is no error."""
+        for suffix in (".safetensors", ".json"):
+            (self._path / CHECKPOINTS_DIR / f"step-{step}{suffix}").unlink(missing_ok=True)
 
     def checkpoint_path(self, step: int) -> Path:
         """Path of the checkpoint saved at ``step``.
