@@ -254,7 +254,7 @@ class Tracker:
         # On SIGTERM/SIGINT the store only flushes; the KeyboardInterrupt/SystemExit then
         # reaches __exit__ (or atexit) and close() drains the queue before finishing.
         self.run_.set_signal_policy("flush")
-        self._queue: queue.Queue[_Sample | None] = queue.Queue(self.queue_size)
+        self._queue: queue.Queue[_Sample | _FlushRequest | None] = queue.Queue(self.queue_size)
         self._worker = threading.Thread(target=self._work, name="traindyn-tracker", daemon=True)
         self._worker.start()
         atexit.register(self._close_at_exit)
@@ -358,6 +358,18 @@ class Tracker:
         if self.checkpoint_schedule_ is not None and self.checkpoint_schedule_.is_due(step):
             save_checkpoint(self.model, self.run_.path, step, config=self.config.get("model"))
         self._emit_warnings()
+
+    def flush(self) -> None:
+        """Block until every sample and scalar given so far is measured and on disk.
+
+        Call it when saving a checkpoint to resume from: what was recorded up to that
+        step then survives a crash together with the checkpoint.
+        """
+        self._start()
+        request = _FlushRequest()
+        self._queue.put(request)
+        request.done.wait()
+        self._raise_worker_error()
 
     def wait_for(self, step: int, *, timeout: float | None = None) -> dict[str, float]:
         """Block until the sample of ``step`` is measured; return its values.
@@ -471,12 +483,14 @@ class Tracker:
 
     def _work(self) -> None:
         while True:
-            item: _Sample | _IdleType | None
+            item: _Sample | _FlushRequest | _IdleType | None
             try:
                 item = self._queue.get(timeout=self.flush_interval / 4)
             except queue.Empty:
                 item = _IdleType()
             if self._worker_error is not None:  # keep consuming so step() never blocks
+                if isinstance(item, _FlushRequest):
+                    item.done.set()
                 if item is None:
                     return
                 continue
@@ -487,6 +501,9 @@ class Tracker:
                 if item is None:
                     self.run_.flush()
                     return
+                if isinstance(item, _FlushRequest):
+                    self.run_.flush()
+                    item.done.set()
                 # Every row older than flush_interval is on disk: half an interval here
                 # plus a quarter waiting in the queue. Also refreshes the heartbeat.
                 self.run_.maybe_flush(self.flush_interval / 2)
@@ -613,6 +630,11 @@ class Tracker:
                     str(int(k)): int(c) for k, c in zip(labels, counts, strict=True)
                 }
         return desc
+
+
+@dataclass
+class _FlushRequest:
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 class _IdleType:

@@ -23,7 +23,12 @@ from traindyn.experiments.models import build_model
 from traindyn.experiments.schedules import active_phase, batch_indices, lr_at
 from traindyn.experiments.suite import CheckpointSpec, ExperimentSpec, PhaseSpec
 from traindyn.store import Run, open_run
-from traindyn.store.checkpoints import save_checkpoint
+from traindyn.store.checkpoints import load_checkpoint, save_checkpoint
+from traindyn.store.training_state import (
+    latest_training_state,
+    load_training_state,
+    save_training_state,
+)
 
 __all__ = ["TrainingOutcome", "train"]
 
@@ -71,17 +76,24 @@ def train(
     run_dir: str | Path,
     *,
     progress: Callable[[int], None] | None = None,
+    resume: bool = False,
 ) -> TrainingOutcome:
-    """Train ``spec`` from scratch into ``run_dir``, tracked and checkpointed as specified.
+    """Train ``spec`` into ``run_dir``, tracked and checkpointed as specified.
 
     Parameters
     ----------
     spec : ExperimentSpec
     run_dir : path
-        The run directory to create.
+        The run directory to create (or, with ``resume``, to continue).
     progress : callable, optional
         Called with the number of steps completed since the last call.
+    resume : bool
+        Continue an interrupted run in ``run_dir`` from its latest checkpoint that has
+        training state (weights, optimiser, RNG, loop state): the result equals an
+        uninterrupted run's. Without such a checkpoint the run restarts at step 0.
     """
+    run_dir = Path(run_dir)
+    resuming = resume and (run_dir / "run.json").is_file()
     torch.manual_seed(spec.seed)
     data = load_dataset(spec.dataset, seed=spec.data_seed)
     model = build_model(spec.arch, input_shape=data.input_shape, n_classes=data.n_classes)
@@ -106,9 +118,20 @@ def train(
             ),
             "total_steps": steps,
         },
+        resume=resuming,
     )
+    start = 0
+    if resuming and (at := latest_training_state(run_dir)) is not None:
+        load_checkpoint(model, Run(run_dir).checkpoint_path(at), config=_model_config(model))
+        state = load_training_state(run_dir, at, optimizer=optimizer)
+        torch.set_rng_state(state.rng_state)
+        tracker.load_state_dict(state.extra["tracker"])
+        loop.restore(state.extra["loop"])
+        start = at
+        if progress is not None:
+            progress(at)
     with tracker:
-        outcome = loop.run(tracker, Path(run_dir), progress)
+        outcome = loop.run(tracker, run_dir, progress, start=start)
     open_run(run_dir).write_analysis("training", _outcome_json(outcome))
     return outcome
 
@@ -137,15 +160,36 @@ class _Loop:
         self.initial_value = math.nan
         self.bad_samples = 0
 
+    def state(self) -> dict[str, Any]:
+        """Loop state for resuming (early stopping); JSON."""
+        return {
+            "best_value": None if math.isnan(self.best_value) else self.best_value,
+            "best_step": self.best_step,
+            "initial_value": None if math.isnan(self.initial_value) else self.initial_value,
+            "bad_samples": self.bad_samples,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state`."""
+        self.best_value = math.nan if state["best_value"] is None else state["best_value"]
+        self.best_step = state["best_step"]
+        self.initial_value = math.nan if state["initial_value"] is None else state["initial_value"]
+        self.bad_samples = state["bad_samples"]
+
     def run(
-        self, tracker: Tracker, run_dir: Path, progress: Callable[[int], None] | None
+        self,
+        tracker: Tracker,
+        run_dir: Path,
+        progress: Callable[[int], None] | None,
+        *,
+        start: int = 0,
     ) -> TrainingOutcome:
         spec = self.spec
         stop_reason = "steps"
         last = 0
         stop_phase = next((p for p in spec.phases if p.name == spec.stop_after_phase), None)
         end = self.steps if stop_phase is None else min(self.steps, stop_phase.end)
-        for step in range(end + 1):
+        for step in range(start, end + 1):
             last = step
             phase = active_phase(step, spec.phases)
             # the final step is measured but not trained: step N is the state after N updates
@@ -175,6 +219,7 @@ class _Loop:
     ) -> bool:
         """One step: measure the model as it is (after ``step`` updates), then update it."""
         spec, model = self.spec, self.model
+        rng_at_start = torch.get_rng_state()  # a resumed step must replay its dropout masks
         lr = lr_at(step, spec.train.lr, spec.train.schedule, self.steps)
         if phase is not None and phase.lr is not None:
             lr = phase.lr
@@ -203,6 +248,15 @@ class _Loop:
         tracker.step(step, loss=loss, outputs=logits, targets=y, lr=lr, grad_norm=grad_norm)
         if self.checkpoints is not None and self.checkpoints.is_due(step):
             save_checkpoint(model, run_dir, step, config=_model_config(model))
+        if self.checkpoints is not None and self.checkpoints.is_due(step) and not final:
+            tracker.flush()  # rows up to this step survive with the checkpoint
+            save_training_state(
+                run_dir,
+                step,
+                optimizer=self.optimizer,
+                rng_state=rng_at_start,
+                extra={"loop": self.state(), "tracker": tracker.state_dict()},
+            )
         stop = self._early_stop(step, tracker, run_dir, loss)
         if not is_last and not stop:
             self.optimizer.step()
