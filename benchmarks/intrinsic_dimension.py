@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_common_arguments(parser)
     parser.add_argument("--n", type=int, default=2000, help="points per data set")
-    parser.add_argument("--repeats", type=int, default=None, help="timed rounds (7; quick 2)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed rounds (15; quick 2)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if skdim is None:
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_threads(args.threads, args.cpus)
     n = 500 if args.quick and args.n == 2000 else args.n
-    repeats = args.repeats or (2 if args.quick else 7)
+    repeats = args.repeats or (2 if args.quick else 15)
     comb_default = inspect.signature(skdim.id.MLE.fit).parameters["comb"].default
     print_header(
         "Intrinsic dimension: traindyn vs scikit-dimension",

@@ -29,8 +29,10 @@ with td.Tracker(model, probe=probe, run="runs/example-own-loop", every=5) as tra
         loss = nn.functional.cross_entropy(logits, y[idx])
         optimizer.zero_grad()
         loss.backward()
+        tracker.step(
+            step, loss=loss, outputs=logits, targets=y[idx], lr=3e-3
+        )  # step N: after N updates
         optimizer.step()
-        tracker.step(step, loss=loss, outputs=logits, targets=y[idx], lr=3e-3)
 
 run = td.open_run("runs/example-own-loop")
 pr = run.metrics.query("metric == 'participation_ratio'")

@@ -15,7 +15,12 @@ from traindyn.experiments import (
     probe_split,
 )
 
-NAMES = sorted(DATASETS)
+# Bundled datasets load anywhere; the real ones (files under a root) are tested on tiny
+# files in test_real_datasets.py.
+NAMES = sorted(name for name, spec in DATASETS.items() if spec.bundled)
+TOKEN_NAMES = sorted(name for name in NAMES if DATASETS[name].input_kind == "tokens")
+CONTINUOUS_NAMES = sorted(set(NAMES) - set(TOKEN_NAMES))
+MODULAR = ("modular_addition", "modular_subtraction", "modular_multiplication", "modular_division")
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -24,7 +29,9 @@ def dataset(request: pytest.FixtureRequest) -> Dataset:
 
 
 def test_registry_has_bundled_datasets() -> None:
-    assert {"digits", "mnist1d"} <= set(DATASETS)
+    assert {"digits", "mnist1d", *MODULAR, "modular_addition_shuffled", "sequences"} <= set(NAMES)
+    assert {"mnist", "fashion_mnist", "qmnist", "ag_news", "ag_news_bow"} <= set(DATASETS)
+    assert not {"mnist", "fashion_mnist", "qmnist", "ag_news", "ag_news_bow"} & set(NAMES)
 
 
 def test_shapes_and_dtypes_match_spec(dataset: Dataset) -> None:
@@ -35,8 +42,13 @@ def test_shapes_and_dtypes_match_spec(dataset: Dataset) -> None:
     assert tuple(dataset.x_test.shape) == (spec.n_test, *spec.input_shape)
     assert tuple(dataset.y_train.shape) == (spec.n_train,)
     assert tuple(dataset.y_test.shape) == (spec.n_test,)
-    assert dataset.x_train.dtype == torch.float32
-    assert dataset.x_test.dtype == torch.float32
+    x_dtype = torch.int64 if spec.input_kind == "tokens" else torch.float32
+    assert dataset.x_train.dtype == x_dtype
+    assert dataset.x_test.dtype == x_dtype
+    assert dataset.input_kind == spec.input_kind
+    assert dataset.vocab_size == spec.vocab_size
+    assert (dataset.vocab_size is None) == (spec.input_kind == "continuous")
+    assert dataset.vocabulary is None or len(dataset.vocabulary) == dataset.vocab_size
     assert dataset.y_train.dtype == torch.int64
     assert dataset.y_test.dtype == torch.int64
     assert dataset.description == spec.description
@@ -48,9 +60,56 @@ def test_known_sizes() -> None:
     assert DATASETS["digits"].input_shape == (1, 8, 8)
     assert (DATASETS["mnist1d"].n_train, DATASETS["mnist1d"].n_test) == (4000, 1000)
     assert DATASETS["mnist1d"].input_shape == (1, 40)
+    # 97 answers x round(0.3 * 97) = 29 train pairs each; 68 of each in test.
+    add = DATASETS["modular_addition"]
+    assert (add.n_train, add.n_test, add.n_classes, add.vocab_size) == (2813, 6596, 97, 98)
+    assert add.input_shape == (3,)
+    # Division leaves out b = 0: 97 * 96 pairs, 96 per answer, round(28.8) = 29 in train.
+    div = DATASETS["modular_division"]
+    assert (div.n_train, div.n_test) == (2813, 97 * 96 - 2813)
+    # Multiplication: answer 0 has 2 * 97 - 1 = 193 pairs (58 train), the others 96 (29).
+    mul = DATASETS["modular_multiplication"]
+    assert (mul.n_train, mul.n_test) == (58 + 96 * 29, 9409 - 58 - 96 * 29)
+    seq = DATASETS["sequences"]
+    assert (seq.n_train, seq.n_test, seq.n_classes, seq.vocab_size) == (4000, 1000, 4, 16)
+    assert seq.input_shape == (16,)
 
 
-def test_finite_and_standardised_with_train_statistics(dataset: Dataset) -> None:
+def test_specs_of_real_datasets() -> None:
+    for name, test_size in (("mnist", 10_000), ("fashion_mnist", 10_000), ("qmnist", 60_000)):
+        spec = DATASETS[name]
+        assert (spec.input_shape, spec.n_classes, spec.n_train, spec.n_test) == (
+            (1, 28, 28),
+            10,
+            60_000,
+            test_size,
+        )
+        assert spec.input_kind == "continuous"
+        assert not spec.bundled
+    news = DATASETS["ag_news"]
+    assert (news.input_shape, news.n_classes, news.n_train, news.n_test) == (
+        (64,),
+        4,
+        120_000,
+        7_600,
+    )
+    assert (news.input_kind, news.vocab_size, news.bundled) == ("tokens", 10_002, False)
+    bow = DATASETS["ag_news_bow"]
+    assert (bow.input_shape, bow.input_kind, bow.vocab_size) == ((1, 1000), "continuous", None)
+
+
+@pytest.mark.parametrize("name", TOKEN_NAMES)
+def test_token_ids_within_the_vocabulary(name: str) -> None:
+    dataset = load_dataset(name)
+    assert dataset.vocab_size is not None
+    for x in (dataset.x_train, dataset.x_test):
+        assert int(x.min()) >= 0
+        assert int(x.max()) < dataset.vocab_size
+
+
+@pytest.mark.parametrize("name", CONTINUOUS_NAMES)
+def test_finite_and_standardised_with_train_statistics(name: str) -> None:
+    dataset = load_dataset(name)
     assert torch.isfinite(dataset.x_train).all()
     assert torch.isfinite(dataset.x_test).all()
     assert abs(float(dataset.x_train.mean())) < 1e-4
@@ -113,8 +172,15 @@ def test_loading_leaves_global_random_state_alone() -> None:
 
 
 def test_unknown_name_lists_valid_names() -> None:
-    with pytest.raises(ConfigError, match=r"dataset must be one of 'digits', 'mnist1d'.*'mnist'"):
-        load_dataset("mnist")
+    with pytest.raises(
+        ConfigError, match=r"dataset must be one of 'digits', 'mnist1d'.*'sequences'.*'cifar10'"
+    ):
+        load_dataset("cifar10")
+
+
+def test_bad_root() -> None:
+    with pytest.raises(ConfigError, match="root must be a directory path or None; got 3"):
+        load_dataset("digits", root=3)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("seed", [-1, 1.5, True, "0", 2**32])
@@ -129,7 +195,7 @@ def test_bad_seed(seed: object) -> None:
 def test_probe_is_stratified_and_sorted_by_class(dataset: Dataset) -> None:
     x, y = probe_split(dataset, per_class=7, seed=3)
     assert tuple(x.shape) == (7 * dataset.n_classes, *dataset.input_shape)
-    assert x.dtype == torch.float32
+    assert x.dtype == dataset.x_test.dtype
     assert y.dtype == torch.int64
     assert torch.bincount(y).tolist() == [7] * dataset.n_classes
     assert torch.equal(y, torch.sort(y).values)
@@ -205,3 +271,122 @@ def test_probe_description(dataset: Dataset) -> None:
 def test_probe_description_validates() -> None:
     with pytest.raises(ConfigError, match="per_class"):
         probe_description(load_dataset("digits"), per_class=10_000)
+
+
+# ----------------------------------------------------------------- modular arithmetic
+
+OPS = {
+    "modular_addition": lambda a, b: (a + b) % 97,
+    "modular_subtraction": lambda a, b: (a - b) % 97,
+    "modular_multiplication": lambda a, b: (a * b) % 97,
+    # b * answer == a (mod 97): checks division without computing an inverse.
+    "modular_division": None,
+}
+
+
+@pytest.fixture(scope="module")
+def modular() -> dict[str, Dataset]:
+    return {name: load_dataset(name) for name in (*MODULAR, "modular_addition_shuffled")}
+
+
+@pytest.mark.parametrize("name", MODULAR)
+def test_modular_labels_are_the_answers(name: str, modular: dict[str, Dataset]) -> None:
+    ds = modular[name]
+    for x, y in ((ds.x_train, ds.y_train), (ds.x_test, ds.y_test)):
+        a, b, eq = x[:, 0], x[:, 1], x[:, 2]
+        assert torch.equal(eq, torch.full_like(eq, 97))  # the "=" token
+        op = OPS[name]
+        if op is None:
+            assert bool((b > 0).all())
+            assert torch.equal((b * y) % 97, a)
+        else:
+            assert torch.equal(op(a, b), y)
+    assert ds.vocabulary is not None
+    assert (ds.vocabulary[0], ds.vocabulary[96], ds.vocabulary[97]) == ("0", "96", "=")
+
+
+@pytest.mark.parametrize("name", MODULAR)
+def test_modular_split_is_a_partition_of_all_pairs(name: str, modular: dict[str, Dataset]) -> None:
+    ds = modular[name]
+    train = (ds.x_train[:, 0] * 97 + ds.x_train[:, 1]).tolist()
+    test = (ds.x_test[:, 0] * 97 + ds.x_test[:, 1]).tolist()
+    assert len(set(train)) == len(train)
+    assert len(set(test)) == len(test)
+    assert not set(train) & set(test)
+    b_values = range(1, 97) if name == "modular_division" else range(97)
+    assert set(train) | set(test) == {a * 97 + b for a in range(97) for b in b_values}
+
+
+@pytest.mark.parametrize("name", MODULAR)
+def test_modular_split_is_stratified_at_thirty_percent(
+    name: str, modular: dict[str, Dataset]
+) -> None:
+    ds = modular[name]
+    train = torch.bincount(ds.y_train, minlength=97)
+    total = train + torch.bincount(ds.y_test, minlength=97)
+    assert torch.equal(train, torch.round(0.3 * total.double()).long())
+
+
+def test_modular_probe_fits_the_test_split(modular: dict[str, Dataset]) -> None:
+    ds = modular["modular_addition"]
+    x, y = probe_split(ds, per_class=68)
+    assert len(y) == 68 * 97
+    assert torch.equal((x[:, 0] + x[:, 1]) % 97, y)
+    with pytest.raises(ConfigError, match="per_class must be at most 68"):
+        probe_split(ds, per_class=69)
+
+
+def test_modular_seed_changes_the_split_only() -> None:
+    a, b = load_dataset("modular_addition", seed=0), load_dataset("modular_addition", seed=1)
+    assert not torch.equal(a.x_train, b.x_train)
+    assert torch.equal(torch.bincount(a.y_train), torch.bincount(b.y_train))
+    assert torch.equal((b.x_train[:, 0] + b.x_train[:, 1]) % 97, b.y_train)
+
+
+def test_shuffled_control_permutes_only_the_train_labels(modular: dict[str, Dataset]) -> None:
+    true, control = modular["modular_addition"], modular["modular_addition_shuffled"]
+    assert torch.equal(control.x_train, true.x_train)
+    assert torch.equal(control.x_test, true.x_test)
+    assert torch.equal(control.y_test, true.y_test)
+    assert torch.equal(torch.sort(control.y_train).values, torch.sort(true.y_train).values)
+    # A random permutation keeps about 1/97 of labels in place, far below 5%.
+    assert float((control.y_train == true.y_train).double().mean()) < 0.05
+    assert "PERMUTED" in control.description
+    again = load_dataset("modular_addition_shuffled")
+    assert torch.equal(again.y_train, control.y_train)
+    assert not torch.equal(
+        load_dataset("modular_addition_shuffled", seed=1).y_train[:50], control.y_train[:50]
+    )
+
+
+# -------------------------------------------------------------------------- sequences
+
+
+@pytest.fixture(scope="module")
+def sequences() -> Dataset:
+    return load_dataset("sequences")
+
+
+def test_sequence_label_is_the_unique_most_frequent_marker(sequences: Dataset) -> None:
+    for x, y in ((sequences.x_train, sequences.y_train), (sequences.x_test, sequences.y_test)):
+        counts = torch.stack([(x == m).sum(dim=1) for m in range(4)], dim=1)
+        top = counts.max(dim=1)
+        assert torch.equal(top.indices, y)
+        assert bool(((counts == top.values[:, None]).sum(dim=1) == 1).all())  # unique winner
+        assert int(top.values.min()) >= 2
+        # The rule is not trivial: often the runner-up trails by exactly one.
+        runner_up = torch.sort(counts, dim=1).values[:, -2]
+        assert float((top.values - runner_up == 1).double().mean()) > 0.3
+
+
+def test_sequences_are_balanced_and_use_every_filler(sequences: Dataset) -> None:
+    assert torch.bincount(sequences.y_train).tolist() == [1000] * 4
+    assert torch.bincount(sequences.y_test).tolist() == [250] * 4
+    assert set(torch.unique(sequences.x_train).tolist()) == set(range(16))
+    assert sequences.vocabulary is not None
+    assert sequences.vocabulary[:5] == ("A", "B", "C", "D", "a")
+
+
+def test_sequences_are_deterministic_given_the_seed(sequences: Dataset) -> None:
+    assert torch.equal(load_dataset("sequences", seed=0).x_test, sequences.x_test)
+    assert not torch.equal(load_dataset("sequences", seed=5).x_test, sequences.x_test)

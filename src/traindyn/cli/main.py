@@ -220,7 +220,12 @@ def checkpoint_diff(
         from traindyn.experiments.models import build_model
 
         data = load_dataset(dataset)
-        target = build_model(model, input_shape=data.input_shape, n_classes=data.n_classes)
+        target = build_model(
+            model,
+            input_shape=data.input_shape,
+            n_classes=data.n_classes,
+            vocab_size=data.vocab_size,
+        )
     else:
         raise TraindynError("give exactly one of OTHER (a second checkpoint) or --model ARCH.")
     diff = diff_checkpoint(path, target)

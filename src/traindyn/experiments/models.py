@@ -83,8 +83,9 @@ def _check_input_shape(value: Any) -> tuple[int, ...]:
     shape = _positive_ints(value, name="input_shape")
     if len(shape) == 1:
         raise ConfigError(
-            f"input_shape {value!r} is a token sequence (length,); give vocab_size=, the "
-            "number of token ids (Dataset.vocab_size), to embed it."
+            "input_shape must be (channels, length) or (channels, height, width) for "
+            f"continuous inputs; got {value!r}, a token sequence (length,). Give "
+            "vocab_size=, the number of token ids (Dataset.vocab_size), to embed it."
         )
     if len(shape) not in (2, 3):
         raise ConfigError(

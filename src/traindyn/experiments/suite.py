@@ -518,7 +518,89 @@ def _smoke() -> SuiteSpec:
     )
 
 
-SUITES: dict[str, Callable[[], SuiteSpec]] = {"quick": _quick, "smoke": _smoke}
+def _grokking() -> SuiteSpec:
+    # Modular addition (p = 53, half the pairs for training) with weight decay 1 and full
+    # batches: the training set is memorised within a few hundred steps and the test set
+    # is solved thousands of steps later (Power et al. 2022). The shuffled-label control
+    # memorises too, but never generalises.
+    train = {
+        "steps": 7000,
+        "optimizer": "adamw",
+        "lr": 1e-3,
+        "weight_decay": 1.0,
+        "betas": [0.9, 0.98],
+        "batch_size": "full",
+    }
+    return SuiteSpec(
+        name="grokking",
+        description="modular addition that groks within minutes, plus a shuffled-label control",
+        defaults={
+            "arch": "transformer_grokking",
+            "train": train,
+            "tracking": {"every": 50, "probe_per_class": 10},
+            "checkpoints": {"log_spaced": 3},
+        },
+        grid={"dataset": ["grokking_addition", "grokking_addition_shuffled"]},
+    )
+
+
+def _sweep_demo() -> SuiteSpec:
+    # The seeds' sweep (seed 003): learning rate x schedule x seed with early stopping on
+    # probe accuracy, to see which settings peak early and how much the seed matters.
+    return SuiteSpec(
+        name="sweep-demo",
+        description="lr x schedule x seed grid on digits with early stopping (patience 5)",
+        defaults={
+            "arch": "mlp_medium",
+            "dataset": "digits",
+            "train": {"steps": 400, "optimizer": "adam"},
+            "tracking": {"every": 10, "probe_per_class": 20},
+            "early_stopping": {"monitor": "probe_accuracy", "mode": "max", "patience": 5},
+        },
+        grid={
+            "train.lr": [1e-3, 3e-4],
+            "train.schedule.kind": ["constant", "cosine", "step"],
+            "seed": [0, 1, 2],
+        },
+    )
+
+
+def _phase1() -> SuiteSpec:
+    # The seeds' phase-1 grid (seed 001): every architecture on every dataset it accepts,
+    # 2000 steps measured every 5 (400 samples per run). Real MNIST, Fashion-MNIST, QMNIST
+    # and AG News when their files are present; the bundled digits, mnist1d and
+    # sequences otherwise.
+    from traindyn.experiments.datasets import DATASETS, load_dataset
+    from traindyn.experiments.models import MODELS
+
+    try:
+        load_dataset("mnist")
+        load_dataset("ag_news")
+        datasets = ["mnist", "fashion_mnist", "qmnist", "ag_news"]
+    except ConfigError:
+        datasets = ["digits", "mnist1d", "sequences"]
+    archs = [a for a in MODELS if a != "transformer_grokking"]
+    experiments = [
+        {"arch": arch, "dataset": dataset}
+        for dataset in datasets
+        for arch in archs
+        if DATASETS[dataset].input_kind in MODELS[arch].input_kinds
+    ]
+    return SuiteSpec(
+        name="phase1",
+        description="every architecture x dataset, 2000 steps, every 5 (real data if present)",
+        defaults={"train": {"steps": 2000}, "tracking": {"every": 5, "probe_per_class": 20}},
+        experiments=experiments,
+    )
+
+
+SUITES: dict[str, Callable[[], SuiteSpec]] = {
+    "quick": _quick,
+    "smoke": _smoke,
+    "grokking": _grokking,
+    "sweep-demo": _sweep_demo,
+    "phase1": _phase1,
+}
 
 
 def builtin_suite(name: str) -> SuiteSpec:

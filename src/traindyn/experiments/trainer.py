@@ -96,7 +96,12 @@ def train(
     resuming = resume and (run_dir / "run.json").is_file()
     torch.manual_seed(spec.seed)
     data = load_dataset(spec.dataset, seed=spec.data_seed)
-    model = build_model(spec.arch, input_shape=data.input_shape, n_classes=data.n_classes)
+    model = build_model(
+        spec.arch,
+        input_shape=data.input_shape,
+        n_classes=data.n_classes,
+        vocab_size=data.vocab_size,
+    )
     probe = probe_split(data, per_class=spec.tracking.probe_per_class, seed=spec.data_seed)
     optimizer = _optimizer(spec, model)
     steps = total_steps(spec, data.x_train.shape[0])
