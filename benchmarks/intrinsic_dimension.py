@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             verdicts.append(
                 verdict(
                     ok,
-                    f"{name} {label}: {speedup:.1f}x faster (>= {TARGET_SPEEDUP}), "
+                    f"{name} {label}: {speedup:.2f}x faster (>= {TARGET_SPEEDUP}), "
                     f"|error| {e_td:.4f} vs skdim {e_sk:.4f}",
                 )
             )
@@ -163,9 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                 "true",
                 "traindyn",
                 "skdim",
-                "|err| traindyn",
-                "|err| skdim",
-                "|td - skdim|",
+                "abs err traindyn",
+                "abs err skdim",
+                "abs(td - skdim)",
                 "skdim comb='mean'",
             ],
             err_rows,

@@ -290,9 +290,11 @@ def _check_rows(path: Path, cfg: Config, steps: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_common_arguments(parser)
-    parser.add_argument("--steps", type=int, default=None, help="steps per run (1000; quick 150)")
+    parser.add_argument("--steps", type=int, default=None, help="steps per run (1000; quick 100)")
     parser.add_argument("--rounds", type=int, default=None, help="paired rounds (3; quick 1)")
-    parser.add_argument("--every", type=int, nargs="+", default=[5, 1], help="sampling periods")
+    parser.add_argument(
+        "--every", type=int, nargs="+", default=None, help="sampling periods (5 1; quick 5)"
+    )
     parser.add_argument("--probe-size", type=int, default=256)
     parser.add_argument("--optim", choices=["sgd", "adam"], default="sgd")
     parser.add_argument("--seed", type=int, default=0)
@@ -301,13 +303,14 @@ def main(argv: list[str] | None = None) -> int:
         print("ndtracker is not installed: bash scripts/install.sh --bench", file=sys.stderr)
         return 2
     setup_threads(args.threads, args.cpus)
-    steps = args.steps or (150 if args.quick else 1000)
+    steps = args.steps or (100 if args.quick else 1000)
     rounds = args.rounds or (1 if args.quick else 3)
+    every_list: list[int] = args.every or ([5] if args.quick else [5, 1])
     data = make_data(args.seed, args.probe_size)
     configs = [
         Config(tool, mode, every)
         for mode in ("batch", "probe")
-        for every in args.every
+        for every in every_list
         for tool in ("traindyn", "ndtracker")
     ]
     print_header(
@@ -321,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     warnings.simplefilter("error", td.capture.TrackerWarning)  # a failed metric is a bug here
-    warm = min(steps, 50)
+    warm = min(steps, 20 if args.quick else 50)
     run_config(None, data, warm, args.optim, args.seed)
     for cfg in configs:
         run_config(cfg, data, warm, args.optim, args.seed, check=True)
@@ -390,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cmp_rows = []
     for mode in ("batch", "probe"):
-        for every in args.every:
+        for every in every_list:
             a = added[Config("traindyn", mode, every)]
             b = added[Config("ndtracker", mode, every)]
             cmp_rows.append([mode, every, a, b, a / b if b > 0 else float("nan")])
@@ -405,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
 
     print("Targets (on total = training loop + close):")
-    if 5 in args.every:
+    if 5 in every_list:
         r = ratio_total[Config("traindyn", "batch", 5)]
         ok = r <= TARGET_BATCH_RATIO
         print(verdict(ok, f"traindyn batch every=5 overhead ratio {r:.3f} <= {TARGET_BATCH_RATIO}"))

@@ -844,8 +844,8 @@ MODELS: Mapping[str, ModelSpec] = MappingProxyType(
         # The width of the one-layer transformer of Nanda et al. 2023 ("Progress measures
         # for grokking via mechanistic interpretability"), here pre-LN with a pooled head.
         "transformer_grokking": ModelSpec(
-            "transformer encoder, 1 layer, d_model 128, 4 heads (grokking scale)",
-            partial(TransformerConfig, d_model=128, n_heads=4, dim_feedforward=512),
+            "transformer encoder, 1 layer, d_model 64, 4 heads (groks on a CPU)",
+            partial(TransformerConfig, d_model=64, n_heads=4, dim_feedforward=256),
             _ANY_INPUT,
         ),
         "vit_shallow": ModelSpec(

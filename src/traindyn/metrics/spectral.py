@@ -128,23 +128,30 @@ def _centred_scaled(X: Array) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     """
     eps_in = _input_eps(X)
     T = _as_float64_tensor(X)
+    n = T.shape[0]
+    # Few passes over the matrix (this runs on the tracker's worker at every sample):
+    # min/max per column without temporaries, then one float64 copy updated in place.
+    lo, hi = torch.aminmax(T, dim=0)
+    col_max = torch.maximum(hi.abs(), lo.abs())
     # Two exact power-of-two rescalings: the first keeps X - X[0] from overflowing near
     # the float64 limit, the second brings the spread to O(1) whatever the offset.
-    s1 = _pow2_scale(T.abs().amax())
-    T = T / s1
-    D = T - T[:1]  # removes a common offset exactly; constant rows become exact zeros
-    s2 = _pow2_scale(D.abs().amax())
-    Z = D / s2
-    Z = Z - Z.mean(dim=0, keepdim=True)
-    n = T.shape[0]
-    spread = torch.sqrt((Z * Z).sum(dim=0) / max(n - 1, 1))
-    allowance = _CONSTANT_FEATURE_ULPS * eps_in * T.abs().amax(dim=0) / s2
+    s1 = _pow2_scale(col_max.amax())
+    Z = T / s1  # the copy we own (T may be the caller's float64 array)
+    col_sq = torch.linalg.vector_norm(Z, dim=0) ** 2  # before centring, for the noise floor
+    Z.sub_(Z[:1].clone())  # removes a common offset exactly; constant rows become zeros
+    x0 = T[0] / s1  # vectors only: exact scaling, no overflow near the float64 limit
+    s2 = _pow2_scale(torch.maximum((hi / s1 - x0).amax(), (x0 - lo / s1).amax()))
+    Z.div_(s2)
+    Z.sub_(Z.mean(dim=0, keepdim=True))
+    spread = torch.linalg.vector_norm(Z, dim=0) / (max(n - 1, 1) ** 0.5)
+    allowance = _CONSTANT_FEATURE_ULPS * eps_in * (col_max / s1) / s2
     flat = spread <= allowance
-    Z = torch.where(flat[None, :], torch.zeros_like(Z), Z)
+    if bool(flat.any()):
+        Z[:, flat] = 0.0
     # Typical largest singular value of the input's rounding noise (entries of size
     # u·|x|, u = eps/2) over the non-constant features: rms·u·(√n + √d), Bai-Yin.
     kept = (~flat).sum().clamp(min=1)
-    rms = torch.sqrt(torch.where(flat[None, :], 0.0, T * T).sum() / (n * kept))
+    rms = torch.sqrt(torch.where(flat, 0.0, col_sq).sum() / (n * kept))
     floor = 0.5 * eps_in * rms * (n**0.5 + torch.sqrt(kept)) / s2
     return Z, s1 * s2, floor
 
