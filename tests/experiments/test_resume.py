@@ -101,3 +101,20 @@ def test_training_state_round_trip_and_errors(tmp_path: Path) -> None:
     other = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
     with pytest.raises(StoreError, match="does not fit this optimiser"):
         load_training_state(tmp_path, 7, optimizer=other)
+
+
+def test_resume_skips_finished_runs(tmp_path: Path) -> None:
+    from traindyn.experiments.executors import run_experiments
+
+    small = {**SPEC, "train": {"steps": 10}, "checkpoints": {"every": 5}}
+    first = ExperimentSpec.model_validate(small)
+    second = ExperimentSpec.model_validate({**small, "seed": 4})
+    run_experiments([first], tmp_path, workers=0, show_progress=False)
+    manifest = (tmp_path / first.run_name / "run.json").read_text()
+    results = run_experiments(
+        [first, second], tmp_path, workers=0, show_progress=False, resume=True
+    )
+    assert [r.status for r in results] == ["finished", "finished"]
+    assert (tmp_path / first.run_name / "run.json").read_text() == manifest  # untouched
+    assert results[0].outcome is not None and results[0].outcome.last_step == 10
+    assert td.open_run(tmp_path / second.run_name).is_finished

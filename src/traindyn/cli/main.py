@@ -57,14 +57,25 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the expanded experiments and stop.")
     ] = False,
+    executor: Annotated[
+        str, typer.Option(help="local (process pool) or ray (a Ray cluster).")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address, e.g. ray://head:10001.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Skip finished runs; continue killed ones.")
+    ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Run a suite of experiments, then print a summary and draw heatmaps.
 
     Example: traindyn run                      (the built-in quick suite on bundled data)
              traindyn run my-suite.yaml --dry-run
+             traindyn run my-suite.yaml --out runs/x --resume
+             traindyn run phase1 --executor ray --address ray://head:10001 --out /shared/runs
     """
-    from traindyn.experiments.executors import run_local
+    from traindyn.experiments.executors import run_experiments
     from traindyn.experiments.suite import builtin_suite, expand_suite, load_suite
 
     path = Path(suite)
@@ -74,10 +85,20 @@ def run(
     if dry_run:
         _print_experiments(spec.name, experiments)
         return
+    if resume and out is None:
+        raise TraindynError("--resume needs --out: the directory of the suite to continue.")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     root = out or Path("runs") / f"{spec.name}-{stamp}"
     console.print(f"[bold]traindyn run {suite}[/]: {len(experiments)} experiments -> {root}")
-    results = run_local(experiments, root, workers=workers, show_progress=progress)
+    results = run_experiments(
+        experiments,
+        root,
+        executor=executor,  # type: ignore[arg-type]  # checked by run_experiments
+        workers=workers,
+        address=address,
+        show_progress=progress,
+        resume=resume,
+    )
     failed = [r for r in results if r.status == "failed"]
     _print_suite_summary(root, per_layer=len(results) <= 12)
     figures = _draw_heatmaps([r.run_dir for r in results if r.status == "finished"])

@@ -75,10 +75,18 @@ def _report(n: int) -> None:
 
 
 def _run_one(
-    spec: ExperimentSpec, run_dir: Path, progress: Callable[[int], None] = _report
+    spec: ExperimentSpec,
+    run_dir: Path,
+    resume: bool = False,
+    progress: Callable[[int], None] = _report,
 ) -> ExperimentResult:
     try:
-        outcome = train(spec, run_dir, progress=progress)
+        if resume and _finished(run_dir):  # --resume skips what is done
+            progress(planned_steps(spec))
+            recorded = open_run(run_dir).read_analysis("training")
+            outcome = TrainingOutcome(**recorded) if isinstance(recorded, dict) else None
+            return ExperimentResult(spec.run_name, run_dir, "finished", outcome=outcome)
+        outcome = train(spec, run_dir, progress=progress, resume=resume)
     except Exception as exc:
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return ExperimentResult(spec.run_name, run_dir, "failed", detail)
@@ -96,6 +104,7 @@ def run_local(
     *,
     workers: int | None = None,
     show_progress: bool = True,
+    resume: bool = False,
 ) -> list[ExperimentResult]:
     """Train every experiment into ``root/<run_name>`` on a local process pool.
 
@@ -109,6 +118,9 @@ def run_local(
         experiments). ``workers=0`` runs in this process (useful for debugging).
     show_progress : bool
         Draw a rich progress bar over all steps of all experiments.
+    resume : bool
+        Skip experiments whose run is finished and continue interrupted ones from their
+        latest checkpoint (see :func:`~traindyn.experiments.trainer.train`).
 
     Returns
     -------
@@ -130,11 +142,11 @@ def run_local(
             def advance(n: int) -> None:
                 progress.update(task, advance=n)
 
-            return [_run_one(config, root / config.run_name, advance) for config in configs]
+            return [_run_one(config, root / config.run_name, resume, advance) for config in configs]
 
         outcomes = map_isolated(
             _run_one,
-            [(config, root / config.run_name) for config in configs],
+            [(config, root / config.run_name, resume) for config in configs],
             workers=n_workers,
             initializer=_init_worker,
             progress=lambda n: progress.update(task, advance=n),
@@ -151,6 +163,7 @@ def run_ray(
     address: str | None = None,
     num_cpus: int | None = None,
     show_progress: bool = True,
+    resume: bool = False,
 ) -> list[ExperimentResult]:
     """Train every experiment into ``root/<run_name>``, one Ray task (1 CPU) each.
 
@@ -174,6 +187,9 @@ def run_ray(
         cores. Only for a local instance: a cluster declares its own CPUs.
     show_progress : bool
         Draw a rich progress bar over all steps of all experiments.
+    resume : bool
+        Skip experiments whose run is finished and continue interrupted ones from their
+        latest checkpoint (see :func:`~traindyn.experiments.trainer.train`).
 
     Returns
     -------
@@ -237,7 +253,7 @@ def run_ray(
             task = progress.add_task(f"{len(configs)} experiments", total=total)
             outcomes = map_ray(
                 _run_one,
-                [(config, task_root / config.run_name) for config in configs],
+                [(config, task_root / config.run_name, resume) for config in configs],
                 initializer=_init_worker,
                 progress=lambda n: progress.update(task, advance=n),
                 before_retry=_restart_from_scratch(configs, root),
@@ -257,6 +273,7 @@ def run_experiments(
     workers: int | None = None,
     address: str | None = None,
     show_progress: bool = True,
+    resume: bool = False,
 ) -> list[ExperimentResult]:
     """Train every experiment into ``root/<run_name>`` with the chosen executor.
 
@@ -276,6 +293,9 @@ def run_experiments(
         Ray cluster address (``executor="ray"`` only); default: a local Ray instance.
     show_progress : bool
         Draw a rich progress bar over all steps of all experiments.
+    resume : bool
+        Skip experiments whose run is finished and continue interrupted ones from their
+        latest checkpoint (see :func:`~traindyn.experiments.trainer.train`).
 
     Returns
     -------
@@ -297,7 +317,7 @@ def run_experiments(
                 f"address is a Ray cluster address; got address={address!r} with "
                 "executor='local'. Pass executor='ray' to run on that cluster."
             )
-        return run_local(configs, root, workers=workers, show_progress=show_progress)
+        return run_local(configs, root, workers=workers, show_progress=show_progress, resume=resume)
     if workers is not None and workers < 1:
         raise ConfigError(
             f"workers must be >= 1 with executor='ray'; got {workers!r}. Use "
@@ -308,7 +328,14 @@ def run_experiments(
             f"workers sizes a local Ray instance; the cluster at address={address!r} "
             f"declares its own CPUs, so workers={workers!r} cannot apply. Drop workers."
         )
-    return run_ray(configs, root, address=address, num_cpus=workers, show_progress=show_progress)
+    return run_ray(
+        configs,
+        root,
+        address=address,
+        num_cpus=workers,
+        show_progress=show_progress,
+        resume=resume,
+    )
 
 
 def _check_unique(configs: Sequence[ExperimentSpec]) -> None:
@@ -583,6 +610,13 @@ def _ray_error_text(exc: BaseException) -> str:
     if isinstance(cause, BaseException):
         return "".join(traceback.format_exception_only(type(cause), cause)).strip()
     return f"{type(exc).__name__}: {_first_line(exc)}"
+
+
+def _finished(run_dir: Path) -> bool:
+    try:
+        return (run_dir / "run.json").is_file() and open_run(run_dir).is_finished
+    except TraindynError:
+        return False
 
 
 def _remove_unfinished(run_dir: Path) -> None:
