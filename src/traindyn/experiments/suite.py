@@ -524,7 +524,7 @@ def _grokking() -> SuiteSpec:
     # is solved thousands of steps later (Power et al. 2022). The shuffled-label control
     # memorises too, but never generalises.
     train = {
-        "steps": 7000,
+        "steps": 3000,  # measured: train solved by ~150, test >= 0.95 by ~1700
         "optimizer": "adamw",
         "lr": 1e-3,
         "weight_decay": 1.0,
