@@ -3,7 +3,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -38,16 +37,6 @@ CASES = [
     *itertools.product(ARCHS, DATASET_NAMES),
     *itertools.product(TOKEN_ARCHS, TOKEN_DATASET_NAMES),
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    # The models are tiny: on two shared cores, intra-op threads mostly wait for each
-    # other (a 30-step fit takes 10 s with two threads under load, 0.4 s with one).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -44,18 +44,9 @@ CHILD = """
 """
 
 
-@pytest.fixture
-def one_thread() -> object:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the child uses one thread too: identical sums
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.mark.usefixtures("one_thread")
 def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path: Path) -> None:
     spec = ExperimentSpec.model_validate(SPEC)
-    train(spec, tmp_path / "reference")
+    train(spec, tmp_path / "reference")  # one torch thread (tests/conftest.py), as the child
 
     script = tmp_path / "child.py"
     script.write_text(textwrap.dedent(CHILD))
