@@ -797,6 +797,6 @@ def _classification_stats(
 
 
 def _to_float(value: float | torch.Tensor) -> float:
-    if isinstance(value, torch.Tensor):
-        return float(value.detach().double().cpu().reshape(-1)[0]) if value.numel() else math.nan
+    if isinstance(value, torch.Tensor):  # one element (checked in step()): one call
+        return float(value.item()) if value.numel() == 1 else math.nan
     return float(value)
