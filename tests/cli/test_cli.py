@@ -84,3 +84,15 @@ def test_console_script_is_installed() -> None:
     assert exe.exists()
     out = subprocess.run([str(exe), "suites"], capture_output=True, text=True, check=True)
     assert "quick" in out.stdout and "smoke" in out.stdout
+
+
+def test_suite_summary_defaults_to_probe_accuracy(smoke: tuple[Path, str]) -> None:
+    import traindyn as td
+    from traindyn.analysis import summarize_suite
+
+    summary = summarize_suite(td.open_runs(smoke[0]))
+    assert (summary.experiments["monitor"] == "probe_accuracy").all()
+    for row in summary.experiments.to_dict("records"):
+        acc = td.open_run(smoke[0] / row["run"]).scalars.query("name == 'probe_accuracy'")
+        assert row["best"] == acc["value"].max()
+        assert row["initial"] == acc["value"].iloc[0]

@@ -77,7 +77,9 @@ class SuiteSummary:
     ----------
     experiments : DataFrame
         One row per run: ``run, group, seed, status, last_step, final_loss,
-        final_probe_accuracy, monitor, initial, best, best_step, stopped_early``.
+        final_probe_accuracy, monitor, initial, best, best_step, stopped_early``. The
+        objective (``monitor``) is the early-stopping monitor, or else the probe
+        accuracy (``best`` its maximum over the run, ``initial`` its first value).
     groups : DataFrame
         One row per group of runs that differ only in their seed: ``group, n, monitor``
         and ``best_mean, best_std, best_min, best_max`` (same for ``final_loss`` and
@@ -118,10 +120,7 @@ def summarize_suite(runs: Runs) -> SuiteSummary:
                 "last_step": summary.last_step,
                 "final_loss": summary.final.get("loss", math.nan),
                 "final_probe_accuracy": summary.final.get("probe_accuracy", math.nan),
-                "monitor": outcome.get("monitor"),
-                "initial": _num(outcome.get("initial_value")),
-                "best": _num(outcome.get("best_value")),
-                "best_step": outcome.get("best_step"),
+                **_objective(run, outcome),
                 "stopped_early": bool(outcome.get("stopped_early", False)),
             }
         )
@@ -158,6 +157,29 @@ _EXPERIMENT_COLUMNS = [
     "best_step",
     "stopped_early",
 ]
+
+
+def _objective(run: Run, outcome: dict[str, object]) -> dict[str, object]:
+    """The tracked objective: the early-stopping monitor, else the highest probe accuracy."""
+    if outcome.get("monitor") is not None:
+        return {
+            "monitor": outcome["monitor"],
+            "initial": _num(outcome.get("initial_value")),
+            "best": _num(outcome.get("best_value")),
+            "best_step": outcome.get("best_step"),
+        }
+    scalars = run.scalars
+    acc = scalars[scalars["name"] == "probe_accuracy"]
+    if acc.empty:
+        return {"monitor": None, "initial": math.nan, "best": math.nan, "best_step": None}
+    values = acc["value"].to_numpy()
+    at = int(values.argmax())
+    return {
+        "monitor": "probe_accuracy",
+        "initial": float(values[0]),
+        "best": float(values[at]),
+        "best_step": int(acc["step"].iloc[at]),
+    }
 
 
 def _num(value: object) -> float:
