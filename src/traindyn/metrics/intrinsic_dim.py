@@ -125,12 +125,16 @@ def _knn_distances(U: torch.Tensor, k: int) -> torch.Tensor:
     sq = (C * C).sum(dim=1)
     block = max(32, _BLOCK_ENTRIES // max(n, k * d))
     out = torch.empty((n, k), dtype=U.dtype, device=U.device)
+    minus_2ct = (-2.0 * C).T.contiguous()  # exact (a power of two), computed once
+    buffer = torch.empty((min(block, n), n), dtype=U.dtype, device=U.device)  # reused
     for start in range(0, n, block):
         stop = min(n, start + block)
         rows = torch.arange(stop - start, device=U.device)
         # |c_j|² − 2 c_i·c_j ranks neighbours like |c_i − c_j|² (|c_i|² is constant
-        # along a row), in one fused matrix product.
-        key = torch.addmm(sq[None, :], C[start:stop], C.T, alpha=-2.0)
+        # along a row): one matrix product into a reused buffer, then one addition.
+        key = buffer[: stop - start]
+        torch.mm(C[start:stop], minus_2ct, out=key)
+        key.add_(sq)
         key[rows, rows + start] = torch.inf  # a point is not its own neighbour
         idx = torch.topk(key, k, dim=1, largest=False).indices
         exact = torch.linalg.vector_norm(U[idx] - U[start:stop, None, :], dim=2)
