@@ -65,6 +65,7 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.typing import NDArray
+from scipy.special import xlogy
 
 from traindyn._validation import Array, as_2d_float, check_min_samples
 from traindyn.exceptions import ConfigError
@@ -172,40 +173,53 @@ def _eigvals_guts(X: Array) -> tuple[torch.Tensor, torch.Tensor]:
     return sq / (n - 1), s
 
 
-def _safe_div(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+# The five metrics are cheap functions of the spectrum: computed in numpy after ONE
+# transfer of the eigenvalues, because ~10 numpy calls on a short vector cost less than
+# ~40 small torch calls (this runs on the tracker's worker at every sample).
+
+
+def _host(lam: torch.Tensor) -> NDArray[np.float64]:
+    """The eigenvalues on the host: the one transfer of a spectral computation."""
+    host: NDArray[np.float64] = lam.detach().cpu().numpy()
+    return host
+
+
+def _safe_div(num: float, den: float) -> float:
     """num / den, and 0 where den == 0 (the zero-variance convention)."""
-    ok = den > 0
-    return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num))
+    return num / den if den > 0 else 0.0
 
 
-def _pr(lam: torch.Tensor) -> torch.Tensor:
-    return _safe_div(lam.sum() ** 2, (lam * lam).sum())
+def _pr(lam: NDArray[np.float64]) -> float:
+    return _safe_div(float(lam.sum()) ** 2, float(np.dot(lam, lam)))
 
 
-def _effective_rank(lam: torch.Tensor) -> torch.Tensor:
-    sig = torch.sqrt(lam)
-    p = _safe_div(sig, sig.sum())
-    entropy = -torch.xlogy(p, p).sum()
-    return torch.where(sig.sum() > 0, torch.exp(entropy), torch.zeros_like(entropy))
+def _effective_rank(lam: NDArray[np.float64]) -> float:
+    sig = np.sqrt(lam)
+    total = float(sig.sum())
+    if total <= 0:
+        return 0.0
+    p = sig / total
+    return float(np.exp(-xlogy(p, p).sum()))
 
 
-def _stable_rank(lam: torch.Tensor) -> torch.Tensor:
-    return _safe_div(lam.sum(), lam[0])
+def _stable_rank(lam: NDArray[np.float64]) -> float:
+    return _safe_div(float(lam.sum()), float(lam[0]))
 
 
-def _energy_rank(lam: torch.Tensor, q: float) -> torch.Tensor:
-    cum = torch.cumsum(lam, dim=0)
-    total = cum[-1]
+def _energy_rank(lam: NDArray[np.float64], q: float) -> float:
+    cum = np.cumsum(lam)
+    total = float(cum[-1])
+    if total <= 0:
+        return 0.0
     # Partial sums that fall short of q·total only by rounding count as reaching it, so
     # ties such as q=0.5 on a flat spectrum resolve to the smaller k.
     target = q * total - lam.shape[0] * _EPS64 * total
-    k = (cum < target).sum().to(lam.dtype) + 1.0
-    return torch.where(total > 0, k, torch.zeros_like(k))
+    return float(np.count_nonzero(cum < target) + 1)
 
 
-def _nuclear_norm_ratio(lam: torch.Tensor) -> torch.Tensor:
-    sig = torch.sqrt(lam)
-    return _safe_div(sig.sum(), sig[0])
+def _nuclear_norm_ratio(lam: NDArray[np.float64]) -> float:
+    sig = np.sqrt(lam)
+    return _safe_div(float(sig.sum()), float(sig[0]))
 
 
 def _check_q(q: float) -> None:
@@ -218,17 +232,15 @@ def _check_q(q: float) -> None:
 
 def _spectral_guts(X: Array, q: float = 0.9) -> dict[str, float]:
     """Guts of :func:`spectral_metrics`; no input validation (n >= 2, finite, 2-D)."""
-    lam, _ = _eigvals_guts(X)
-    values = torch.stack(
-        [
-            _pr(lam),
-            _effective_rank(lam),
-            _stable_rank(lam),
-            _energy_rank(lam, q),
-            _nuclear_norm_ratio(lam),
-        ]
+    lam = _host(_eigvals_guts(X)[0])  # one transfer
+    values = (
+        _pr(lam),
+        _effective_rank(lam),
+        _stable_rank(lam),
+        _energy_rank(lam, q),
+        _nuclear_norm_ratio(lam),
     )
-    return dict(zip(SPECTRAL_METRICS, values.cpu().tolist(), strict=True))  # one transfer
+    return dict(zip(SPECTRAL_METRICS, values, strict=True))
 
 
 def _validated(X: Any) -> Array:
@@ -353,7 +365,7 @@ def participation_ratio(X: Any) -> float:
     True
     """
     lam, _ = _eigvals_guts(_validated(X))
-    return float(_pr(lam))
+    return _pr(_host(lam))
 
 
 def effective_rank(X: Any) -> float:
@@ -393,7 +405,7 @@ def effective_rank(X: Any) -> float:
     True
     """
     lam, _ = _eigvals_guts(_validated(X))
-    return float(_effective_rank(lam))
+    return _effective_rank(_host(lam))
 
 
 def stable_rank(X: Any) -> float:
@@ -427,7 +439,7 @@ def stable_rank(X: Any) -> float:
     1.25
     """
     lam, _ = _eigvals_guts(_validated(X))
-    return float(_stable_rank(lam))
+    return _stable_rank(_host(lam))
 
 
 def energy_rank(X: Any, *, q: float = 0.9) -> float:
@@ -473,7 +485,7 @@ def energy_rank(X: Any, *, q: float = 0.9) -> float:
     """
     _check_q(q)
     lam, _ = _eigvals_guts(_validated(X))
-    return float(_energy_rank(lam, q))
+    return _energy_rank(_host(lam), q)
 
 
 def nuclear_norm_ratio(X: Any) -> float:
@@ -509,4 +521,4 @@ def nuclear_norm_ratio(X: Any) -> float:
     1.5
     """
     lam, _ = _eigvals_guts(_validated(X))
-    return float(_nuclear_norm_ratio(lam))
+    return _nuclear_norm_ratio(_host(lam))
