@@ -39,6 +39,6 @@ def test_small_checks() -> None:
         check_min_samples(np.ones((1, 3)), 2, what="PR")
     with pytest.raises(ConfigError, match="lr must be a finite number > 0; got -1"):
         check_positive(-1, name="lr")
-    check_positive(0, name="x", strict=False)
+    check_positive(0, name="x", allow_zero=True)
     with pytest.raises(ConfigError, match="mode must be one of 'a', 'b'; got 'c'"):
         check_in("c", ("a", "b"), name="mode")

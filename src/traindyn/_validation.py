@@ -90,11 +90,11 @@ def check_min_samples(X: Array, minimum: int, *, name: str = "X", what: str = ""
         )
 
 
-def check_positive(value: float, *, name: str, strict: bool = True) -> None:
-    """Raise :class:`ConfigError` unless ``value`` is positive (or >= 0 when not strict)."""
-    ok = value > 0 if strict else value >= 0
+def check_positive(value: float, *, name: str, allow_zero: bool = False) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is positive (or >= 0 with ``allow_zero``)."""
+    ok = value >= 0 if allow_zero else value > 0
     if not ok or not np.isfinite(value):
-        expected = "> 0" if strict else ">= 0"
+        expected = ">= 0" if allow_zero else "> 0"
         raise ConfigError(f"{name} must be a finite number {expected}; got {value!r}.")
 
 

@@ -239,7 +239,7 @@ def betti_numbers(
     >>> betti_numbers(X, 0.3), betti_numbers(X, 0.5), betti_numbers(X, 1.2)
     (array([4, 1]), array([4, 0]), array([1, 0]))
     """
-    check_positive(min_persistence, name="min_persistence", strict=False)
+    check_positive(min_persistence, name="min_persistence", allow_zero=True)
     dgms = persistence_diagrams(
         X, maxdim=maxdim, max_points=max_points, subsample=subsample, seed=seed
     )
@@ -311,7 +311,7 @@ def relative_betti_numbers(
     >>> relative_betti_numbers(ring, 1.0), relative_betti_numbers(ring, 2.0)
     (array([1, 1]), array([1, 0]))
     """
-    check_positive(factor, name="factor", strict=False)
+    check_positive(factor, name="factor", allow_zero=True)
     _check_quantile(quantile)
     _check_options(maxdim, max_points, subsample)
     A = as_2d_float(X)
@@ -416,7 +416,7 @@ def betti_by_class(
     >>> res.labels.tolist(), res.betti.tolist(), res.mean().tolist()
     (['a', 'b'], [[4, 1], [1, 0]], [2.5, 0.5])
     """
-    check_positive(min_persistence, name="min_persistence", strict=False)
+    check_positive(min_persistence, name="min_persistence", allow_zero=True)
     _check_options(maxdim, max_points, subsample)
     P = _to_numpy64(as_2d_float(X))
     labels_in = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)

@@ -993,7 +993,7 @@ class Run:
         now = time.monotonic()
         if now - writer.last_flush < interval_s and writer.n_buffered < _MAX_BUFFERED_ROWS:
             return 0
-        check_positive(interval_s, name="interval_s", strict=False)
+        check_positive(interval_s, name="interval_s", allow_zero=True)
         n = writer.flush()
         if n == 0:
             writer.last_flush = now
