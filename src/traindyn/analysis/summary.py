@@ -46,7 +46,11 @@ def summarize_run(run: Run) -> RunSummary:
     The summary of a run with ``participation_ratio`` going 3.0 -> 2.0 on layer ``fc``
     has ``first == 3.0``, ``last == 2.0`` and ``change == -1.0``.
     """
-    metrics, scalars = run.metrics, run.scalars
+    return _summarize(run, run.metrics, run.scalars)
+
+
+def _summarize(run: Run, metrics: pd.DataFrame, scalars: pd.DataFrame) -> RunSummary:
+    """Guts of :func:`summarize_run` on tables already read."""
     final: dict[str, float] = {}
     if not scalars.empty:
         last = scalars.sort_values("step").groupby("name", sort=True)["value"].last()
@@ -75,6 +79,8 @@ class SuiteSummary:
 
     Attributes
     ----------
+    runs : tuple of RunSummary
+        Each run's own summary (per-layer first/last values), in the order of the rows.
     experiments : DataFrame
         One row per run: ``run, group, seed, status, last_step, final_loss,
         final_probe_accuracy, monitor, initial, best, best_step, stopped_early``. The
@@ -89,6 +95,7 @@ class SuiteSummary:
         with fewer than 3 seeds or a constant column.
     """
 
+    runs: tuple[RunSummary, ...]
     experiments: pd.DataFrame
     groups: pd.DataFrame
 
@@ -98,9 +105,12 @@ def summarize_suite(runs: Runs) -> SuiteSummary:
     from scipy.stats import spearmanr
 
     rows = []
+    per_run = []
     for run_id in runs.ids:
         run = runs[run_id]
-        summary = summarize_run(run)
+        scalars = run.scalars  # read once: the summary and the objective both need it
+        summary = _summarize(run, run.metrics, scalars)
+        per_run.append(summary)
         try:
             read = run.read_analysis("training")
         except TraindynError:  # a failed run has none
@@ -120,7 +130,7 @@ def summarize_suite(runs: Runs) -> SuiteSummary:
                 "last_step": summary.last_step,
                 "final_loss": summary.final.get("loss", math.nan),
                 "final_probe_accuracy": summary.final.get("probe_accuracy", math.nan),
-                **_objective(run, outcome),
+                **_objective(scalars, outcome),
                 "stopped_early": bool(outcome.get("stopped_early", False)),
             }
         )
@@ -140,7 +150,7 @@ def summarize_suite(runs: Runs) -> SuiteSummary:
             rho = float(spearmanr(pairs["initial"], pairs["best"]).statistic)
         row["init_best_spearman"] = rho
         groups.append(row)
-    return SuiteSummary(experiments=experiments, groups=pd.DataFrame(groups))
+    return SuiteSummary(runs=tuple(per_run), experiments=experiments, groups=pd.DataFrame(groups))
 
 
 _EXPERIMENT_COLUMNS = [
@@ -159,7 +169,7 @@ _EXPERIMENT_COLUMNS = [
 ]
 
 
-def _objective(run: Run, outcome: dict[str, object]) -> dict[str, object]:
+def _objective(scalars: pd.DataFrame, outcome: dict[str, object]) -> dict[str, object]:
     """The tracked objective: the early-stopping monitor, else the highest probe accuracy."""
     if outcome.get("monitor") is not None:
         return {
@@ -168,7 +178,6 @@ def _objective(run: Run, outcome: dict[str, object]) -> dict[str, object]:
             "best": _num(outcome.get("best_value")),
             "best_step": outcome.get("best_step"),
         }
-    scalars = run.scalars
     acc = scalars[scalars["name"] == "probe_accuracy"]
     if acc.empty:
         return {"monitor": None, "initial": math.nan, "best": math.nan, "best_step": None}

@@ -256,16 +256,14 @@ def checkpoint_diff(
 
 
 def _print_suite_summary(root: Path, *, per_layer: bool) -> None:
-    from traindyn.analysis.summary import summarize_run, summarize_suite
+    from traindyn.analysis.summary import summarize_suite
     from traindyn.store import open_runs
 
-    runs = open_runs(root)
+    summary = summarize_suite(open_runs(root))
     if per_layer:
-        for run_id in runs.ids:
-            layers = summarize_run(runs[run_id]).layers
-            if not layers.empty:
-                console.print(_layer_table(str(run_id), layers))
-    summary = summarize_suite(runs)
+        for run_summary in summary.runs:
+            if not run_summary.layers.empty:
+                console.print(_layer_table(run_summary.run_id, run_summary.layers))
     overview = Table(
         "run",
         "status",
