@@ -351,6 +351,35 @@ def _read_frame(directory: Path, schema: pa.Schema) -> pd.DataFrame:
     return df.sort_values("step", kind="stable", ignore_index=True)
 
 
+def write_analysis_file(
+    directory: Path, name: str, data: Mapping[str, Any] | pd.DataFrame
+) -> Path:
+    """Write ``directory/<name>.json`` (a mapping) or ``.parquet`` (a table), atomically.
+
+    The writer behind :meth:`Run.write_analysis`; also used for tables pooled over many
+    runs, which live in ``DIR/analysis/`` beside the runs.
+
+    Raises
+    ------
+    ConfigError
+        If ``name`` is not a plain file stem or ``data`` is not JSON-serialisable.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
+        raise ConfigError(
+            f"analysis name must be a plain file stem (letters, digits, _ . -); got {name!r}."
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, pd.DataFrame):
+        final = directory / f"{name}.parquet"
+        table = pa.Table.from_pandas(data, preserve_index=False)
+        atomic_write_path(final, lambda tmp: pq.write_table(table, tmp))
+    else:
+        final = directory / f"{name}.json"
+        text = json.dumps(to_json_value(data, name=name), indent=2, sort_keys=True)
+        atomic_write(final, lambda f: f.write(text.encode()))
+    return final
+
+
 def _pid_alive(pid: int) -> bool:
     if pid <= 0:
         return False
@@ -1151,21 +1180,7 @@ class Run:
         ConfigError
             If ``name`` is not a plain file stem or ``data`` is not JSON-serialisable.
         """
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
-            raise ConfigError(
-                f"analysis name must be a plain file stem (letters, digits, _ . -); got {name!r}."
-            )
-        directory = self._path / ANALYSIS_DIR
-        directory.mkdir(exist_ok=True)
-        if isinstance(data, pd.DataFrame):
-            final = directory / f"{name}.parquet"
-            table = pa.Table.from_pandas(data, preserve_index=False)
-            atomic_write_path(final, lambda tmp: pq.write_table(table, tmp))
-        else:
-            final = directory / f"{name}.json"
-            text = json.dumps(to_json_value(data, name=name), indent=2, sort_keys=True)
-            atomic_write(final, lambda f: f.write(text.encode()))
-        return final
+        return write_analysis_file(self._path / ANALYSIS_DIR, name, data)
 
     def read_analysis(self, name: str) -> dict[str, Any] | pd.DataFrame:
         """Read what :meth:`write_analysis` wrote under ``name``.

@@ -1,0 +1,580 @@
+"""Jumps: change points in metric trajectories, each judged against the noise floor.
+
+Two detectors find candidate events in a :class:`~traindyn.analysis.trajectories.Series`:
+
+* ``"zscore"``, seed 001's detector: first differences whose z-score exceeds 2. On any
+  noisy trajectory about 5% of the samples exceed it, which is how seed 002 "found"
+  2,991 jumps of 1e-11: kept for comparison, not as a default.
+* ``"pelt"`` (default): exact penalised least-squares segmentation (PELT, Killick et al.
+  2012, with ruptures' ``"l2"`` cost) with the penalty ``penalty_scale * sigma^2 *
+  log(n)`` from the trajectory's robust noise estimate (:func:`trajectory_noise`).
+
+Whatever found it, every event is measured the same way: the level shift at the event is
+the gap between straight lines fitted to the samples on each side (so a smooth drift,
+which PELT cuts into stairs, has shifts near zero), and that shift is divided by the
+noise floor (:mod:`traindyn.analysis.noise`). Events whose ratio is below ``min_snr`` are
+flagged ``below_floor`` and left out of :func:`jump_types` by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from traindyn._validation import check_in, check_positive
+from traindyn.analysis.noise import FLOAT32_EPS, quantum, trajectory_noise
+from traindyn.analysis.trajectories import Series
+from traindyn.exceptions import ConfigError
+
+__all__ = [
+    "DETECTORS",
+    "EVENT_COLUMNS",
+    "Detector",
+    "JumpTypes",
+    "detect_jumps",
+    "jump_types",
+    "pelt",
+    "zscore_events",
+]
+
+Detector = Literal["pelt", "zscore"]
+DETECTORS: tuple[Detector, ...] = ("pelt", "zscore")
+
+EVENT_COLUMNS = [
+    "layer",
+    "metric",
+    "detector",
+    "step",
+    "prev_step",
+    "phase",
+    "level_before",
+    "level_after",
+    "delta",
+    "magnitude",
+    "speed",
+    "noise_sd",
+    "shift_se",
+    "probe_noise",
+    "precision",
+    "quantum",
+    "noise_floor",
+    "snr",
+    "precision_ratio",
+    "below_floor",
+]
+
+
+def zscore_events(values: NDArray[np.float64], *, threshold: float = 2.0) -> NDArray[np.int64]:
+    """Seed 001's detector: samples after a first difference with ``|z| > threshold``.
+
+    ``z = (d - mean(d)) / std(d)`` over the differences ``d = diff(values)``; an event
+    at index ``i`` is the change from sample ``i - 1`` to sample ``i``. A constant
+    trajectory has no events.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n,)
+    threshold : float
+        The seed used 2.0 standard deviations.
+
+    Returns
+    -------
+    ndarray of int64
+        Indices ``i`` in 1..n-1, ascending.
+
+    Examples
+    --------
+    >>> zscore_events(np.array([0.0, 0.0, 0.0, 5.0, 5.0, 5.0, 5.0, 5.0, 5.0, 5.0]))
+    array([3])
+    """
+    if len(values) < 3:
+        return np.zeros(0, dtype=np.int64)
+    d = np.diff(values)
+    sd = float(d.std())
+    if sd == 0.0:
+        return np.zeros(0, dtype=np.int64)
+    z = (d - d.mean()) / sd
+    return (np.flatnonzero(np.abs(z) > threshold) + 1).astype(np.int64)
+
+
+def pelt(values: NDArray[np.float64], *, penalty: float, min_size: int = 2) -> NDArray[np.int64]:
+    """Optimal piecewise-constant segmentation under a per-change penalty (PELT).
+
+    Minimises ``sum over segments of sum (v - segment mean)^2 + penalty * n_changes``
+    exactly, with every segment at least ``min_size`` samples long: the same optimum as
+    ``ruptures.Pelt(model="l2", min_size=min_size, jump=1).fit(v).predict(pen=penalty)``
+    (tested against it), computed for many series at once in numpy (see
+    ``benchmarks/analysis_scale.py`` for the speed-up).
+
+    Parameters
+    ----------
+    values : ndarray of shape (n,)
+    penalty : float
+        Cost of one change, in squared units of ``values`` (> 0).
+    min_size : int
+        Shortest segment, in samples (>= 1).
+
+    Returns
+    -------
+    ndarray of int64
+        Indices where a new segment starts (ruptures' breakpoints without the final n).
+
+    References
+    ----------
+    Killick, R., Fearnhead, P., & Eckley, I. A. (2012). Optimal detection of changepoints
+    with a linear computational cost. JASA 107(500).
+    Truong, C., Oudre, L., & Vayatis, N. (2020). Selective review of offline change point
+    detection methods. Signal Processing 167 (ruptures).
+
+    Examples
+    --------
+    >>> pelt(np.array([0.0, 0.1, 0.0, 0.1, 3.0, 3.1, 3.0, 3.1]), penalty=1.0)
+    array([4])
+    """
+    check_positive(penalty, name="penalty")
+    if min_size < 1:
+        raise ConfigError(f"min_size must be >= 1; got {min_size!r}.")
+    v = np.asarray(values, dtype=np.float64)
+    return _pelt_batch(v[None, :], np.array([penalty]), min_size)[0]
+
+
+def _pelt_batch(
+    Y: NDArray[np.float64], penalty: NDArray[np.float64], min_size: int
+) -> list[NDArray[np.int64]]:
+    """Guts of :func:`pelt` for m series of equal length n (rows of Y); no validation.
+
+    Each series is centred and scaled first (l2 costs scale with the square, so the
+    penalty is scaled alike). Candidates are pruned when PELT's rule prunes them in every
+    series: keeping a candidate that one series could drop never changes its optimum.
+    """
+    m, n = Y.shape
+    if n < 2 * min_size:
+        return [np.zeros(0, dtype=np.int64) for _ in range(m)]
+    scale = Y.std(axis=1)
+    scale[scale == 0] = 1.0
+    Z = (Y - Y.mean(axis=1, keepdims=True)) / scale[:, None]
+    pen = penalty / scale**2
+    S1 = np.zeros((m, n + 1))
+    S2 = np.zeros((m, n + 1))
+    np.cumsum(Z, axis=1, out=S1[:, 1:])
+    np.cumsum(Z * Z, axis=1, out=S2[:, 1:])
+    F = np.full((m, n + 1), np.inf)
+    F[:, 0] = -pen
+    last = np.zeros((m, n + 1), dtype=np.int64)
+    rows = np.arange(m)
+    candidates: list[int] = [0]
+    for t in range(min_size, n + 1):
+        if t >= 2 * min_size:
+            candidates.append(t - min_size)  # now far enough back to start a last segment
+        s = np.asarray(candidates)
+        length = t - s
+        d1 = S1[:, t, None] - S1[:, s]
+        total = F[:, s] + (S2[:, t, None] - S2[:, s]) - d1 * d1 / length
+        best = total.argmin(axis=1)
+        F[:, t] = total[rows, best] + pen
+        last[:, t] = s[best]
+        # PELT rule (K = 0 for the l2 cost): s can never be optimal again once
+        # F[s] + C(s, t) > F[t] holds in every series.
+        keep = (total <= F[:, t, None]).any(axis=0)
+        if not keep.all():
+            candidates = [c for c, k in zip(candidates, keep.tolist(), strict=True) if k]
+    out = []
+    for r in range(m):
+        cuts = []
+        t = n
+        while t > 0:
+            t = int(last[r, t])
+            if t > 0:
+                cuts.append(t)
+        out.append(np.asarray(cuts[::-1], dtype=np.int64))
+    return out
+
+
+@dataclass(frozen=True)
+class _Options:
+    detector: Detector
+    threshold: float
+    penalty_scale: float
+    min_size: int
+    window: int
+    min_snr: float
+
+
+def detect_jumps(
+    series: Sequence[Series],
+    *,
+    total_steps: int,
+    detector: Detector = "pelt",
+    threshold: float = 2.0,
+    penalty_scale: float = 3.0,
+    min_size: int = 2,
+    window: int = 8,
+    min_snr: float = 4.0,
+    probe_noise: Mapping[tuple[str, str], float] | None = None,
+) -> pd.DataFrame:
+    """Find jumps in every series and measure each against the noise floor.
+
+    Parameters
+    ----------
+    series : sequence of Series
+        From :func:`~traindyn.analysis.trajectories.series_of`.
+    total_steps : int
+        Length of training; ``phase = step / total_steps``.
+    detector : {"pelt", "zscore"}
+        See the module docstring.
+    threshold : float
+        ``|z|`` threshold of the z-score detector (seed 001: 2.0).
+    penalty_scale : float
+        PELT penalty ``penalty_scale * sigma^2 * log(n)``, sigma from
+        :func:`~traindyn.analysis.noise.trajectory_noise` (BIC is 2; 3 leaves a margin for
+        noise that is not white).
+    min_size : int
+        Shortest PELT segment in samples.
+    window : int
+        Samples on each side used to estimate the level shift.
+    min_snr : float
+        Events with ``magnitude / noise_floor`` below this are ``below_floor``. The
+        default, 4, allows for the search: a detector looks at every one of ~n places,
+        and on a 400-sample drift with white noise some candidate's shift exceeds 3
+        standard errors about half the time, 4 about 1% of the time.
+    probe_noise : mapping of (layer, metric) to float, optional
+        The metric's spread across resampled probe sets
+        (:func:`~traindyn.analysis.noise.half_sample_noise`), which joins the floor.
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`EVENT_COLUMNS`, one row per event:
+
+        * ``step`` / ``prev_step``: the sampled steps after and before the change;
+          ``phase``: ``step / total_steps``;
+        * ``level_before``, ``level_after``: the two side fits evaluated midway between
+          ``prev_step`` and ``step``; ``delta`` their difference; ``magnitude = |delta|``;
+          ``speed = magnitude / (step - prev_step)`` (units per training step);
+        * ``noise_sd``: robust sd of the trajectory's noise; ``shift_se``: standard error
+          of ``delta`` under that noise; ``probe_noise`` (NaN if not given);
+          ``precision``: float32 ulp of the level; ``quantum``: 1 for integer-valued
+          metrics, else 0;
+        * ``noise_floor``: the largest of shift_se, probe_noise, precision and quantum;
+          ``snr = magnitude / noise_floor``; ``precision_ratio = magnitude / precision``;
+          ``below_floor = snr < min_snr``.
+
+    Raises
+    ------
+    ConfigError
+        On an unknown detector or a non-positive option.
+
+    Examples
+    --------
+    A step of 1.0 on noise of sd 0.01 is the one event above the floor:
+
+    >>> rng = np.random.default_rng(0)
+    >>> v = np.r_[np.zeros(50), np.ones(50)] + rng.normal(0, 0.01, 100)
+    >>> ev = detect_jumps([Series("fc", "pr", np.arange(100) * 5, v)], total_steps=500)
+    >>> real = ev[~ev["below_floor"]]
+    >>> real["step"].tolist(), round(float(real["delta"].iloc[0]), 1)
+    ([250], 1.0)
+    """
+    check_in(detector, DETECTORS, name="detector")
+    for name, value in (
+        ("threshold", threshold),
+        ("penalty_scale", penalty_scale),
+        ("min_snr", min_snr),
+        ("total_steps", total_steps),
+    ):
+        check_positive(value, name=name)
+    for name, count in (("min_size", min_size), ("window", window)):
+        if count < 1:
+            raise ConfigError(f"{name} must be an integer >= 1; got {count!r}.")
+    opts = _Options(detector, threshold, penalty_scale, min_size, window, min_snr)
+    sigmas = [trajectory_noise(s.values) for s in series]
+    found = _candidates(series, sigmas, opts)
+    frames = [
+        _measure(s, idx, sigma, total_steps, opts, (probe_noise or {}).get((s.layer, s.metric)))
+        for s, idx, sigma in zip(series, found, sigmas, strict=True)
+        if len(idx)
+    ]
+    if not frames:
+        return _empty_events()
+    events = pd.concat(frames, ignore_index=True)
+    return events[EVENT_COLUMNS]
+
+
+def _empty_events() -> pd.DataFrame:
+    return pd.DataFrame(
+        {c: pd.Series(dtype=_EVENT_DTYPES.get(c, "float64")) for c in EVENT_COLUMNS}
+    )
+
+
+_EVENT_DTYPES = {
+    "layer": "object",
+    "metric": "object",
+    "detector": "object",
+    "step": "int64",
+    "prev_step": "int64",
+    "below_floor": "bool",
+}
+
+
+def _candidates(
+    series: Sequence[Series], sigmas: list[float], opts: _Options
+) -> list[NDArray[np.int64]]:
+    """Event indices per series from the chosen detector."""
+    if opts.detector == "zscore":
+        return [zscore_events(s.values, threshold=opts.threshold) for s in series]
+    found: list[NDArray[np.int64]] = [np.zeros(0, dtype=np.int64)] * len(series)
+    by_length: dict[int, list[int]] = {}
+    for i, s in enumerate(series):
+        by_length.setdefault(len(s), []).append(i)
+    for n, members in by_length.items():
+        if n < 2 * opts.min_size:
+            continue
+        Y = np.stack([series[i].values for i in members])
+        sig = np.array([sigmas[i] for i in members])
+        # A noiseless series (sigma 0) still needs a positive penalty: one float32 ulp of
+        # its scale, or its quantum, so PELT does not cut it at every sample.
+        floor = np.array(
+            [
+                max(
+                    FLOAT32_EPS * float(np.abs(series[i].values).max()),
+                    quantum(series[i].values) / 2,
+                )
+                for i in members
+            ]
+        )
+        sig = np.maximum(sig, floor)
+        sig[sig == 0] = 1.0  # an all-zero series: any positive penalty gives no cut
+        penalty = opts.penalty_scale * sig**2 * np.log(n)
+        for i, cuts in zip(members, _pelt_batch(Y, penalty, opts.min_size), strict=True):
+            found[i] = cuts
+    return found
+
+
+def _measure(
+    s: Series,
+    idx: NDArray[np.int64],
+    sigma: float,
+    total_steps: int,
+    opts: _Options,
+    probe_sd: float | None,
+) -> pd.DataFrame:
+    """Level shift, speed and floors of the events at indices ``idx`` of one series."""
+    y = s.values
+    # The side windows do not stop at neighbouring candidates: PELT cuts a drift into
+    # stairs a few samples apart, and only lines fitted across the neighbours see that
+    # the stairs join up. (Two real steps closer than `window` blur each other.)
+    x = (s.steps - s.steps[0]).astype(np.float64)
+    before, after, var_b, var_a = _level_shift(idx, x, y, opts.window)
+    delta = after - before
+    magnitude = np.abs(delta)
+    shift_se = sigma * np.sqrt(var_b + var_a)
+    precision = FLOAT32_EPS * np.maximum(np.abs(before), np.abs(after))
+    q = quantum(y)
+    probe = np.nan if probe_sd is None else float(probe_sd)
+    floor = np.maximum.reduce(
+        [
+            shift_se,
+            precision,
+            np.full(len(idx), q),
+            np.full(len(idx), 0.0 if probe != probe else probe),
+        ]
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = np.where(floor > 0, magnitude / floor, np.where(magnitude > 0, np.inf, 0.0))
+        precision_ratio = np.where(precision > 0, magnitude / precision, np.inf)
+    step = s.steps[idx]
+    prev = s.steps[idx - 1]
+    return pd.DataFrame(
+        {
+            "layer": s.layer,
+            "metric": s.metric,
+            "detector": opts.detector,
+            "step": step,
+            "prev_step": prev,
+            "phase": step / total_steps,
+            "level_before": before,
+            "level_after": after,
+            "delta": delta,
+            "magnitude": magnitude,
+            "speed": magnitude / (step - prev),
+            "noise_sd": sigma,
+            "shift_se": shift_se,
+            "probe_noise": probe,
+            "precision": precision,
+            "quantum": q,
+            "noise_floor": floor,
+            "snr": snr,
+            "precision_ratio": precision_ratio,
+            "below_floor": snr < opts.min_snr,
+        }
+    )
+
+
+def _side_stats(
+    a: NDArray[np.int64],
+    b: NDArray[np.int64],
+    cx: NDArray[np.float64],
+    cxx: NDArray[np.float64],
+    cy: NDArray[np.float64],
+    cxy: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], ...]:
+    """Count, means, centred Sxx and least-squares slope of samples ``a..b-1``."""
+    m = (b - a).astype(np.float64)
+    sx = cx[b] - cx[a]
+    mean_x = sx / m
+    mean_y = (cy[b] - cy[a]) / m
+    sxx_c = (cxx[b] - cxx[a]) - sx * mean_x
+    sxy_c = (cxy[b] - cxy[a]) - sx * mean_y
+    fit = (m >= 3) & (sxx_c > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where(fit, sxy_c / sxx_c, 0.0)
+    return m, mean_x, mean_y, np.where(fit, sxx_c, np.nan), slope
+
+
+def _level_shift(
+    idx: NDArray[np.int64],
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    window: int,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Values at the event of the lines fitted on each side, and their variances in units
+    of the noise variance (Guts of :func:`detect_jumps`; no validation).
+
+    A side with fewer than 3 samples (at either end of a series) borrows the other
+    side's slope, so a drift reaching the edge does not read as a step; when neither
+    side can fit a line, the side means are compared.
+    """
+    n = len(x)
+    cx, cxx = np.r_[0.0, np.cumsum(x)], np.r_[0.0, np.cumsum(x * x)]
+    cy, cxy = np.r_[0.0, np.cumsum(y)], np.r_[0.0, np.cumsum(x * y)]
+    x0 = (x[idx - 1] + x[idx]) / 2
+    m_b, mx_b, my_b, sxx_b, slope_b = _side_stats(
+        np.maximum(0, idx - window), idx, cx, cxx, cy, cxy
+    )
+    m_a, mx_a, my_a, sxx_a, slope_a = _side_stats(
+        idx, np.minimum(n, idx + window), cx, cxx, cy, cxy
+    )
+    fit_b, fit_a = np.isfinite(sxx_b), np.isfinite(sxx_a)
+    # Slope and Sxx used on each side: its own, else the other side's, else none.
+    use_slope_b = np.where(fit_b, slope_b, np.where(fit_a, slope_a, 0.0))
+    use_slope_a = np.where(fit_a, slope_a, np.where(fit_b, slope_b, 0.0))
+    use_sxx_b = np.where(fit_b, sxx_b, np.where(fit_a, sxx_a, np.inf))
+    use_sxx_a = np.where(fit_a, sxx_a, np.where(fit_b, sxx_b, np.inf))
+    before = my_b + use_slope_b * (x0 - mx_b)
+    after = my_a + use_slope_a * (x0 - mx_a)
+    var_b = 1.0 / m_b + (x0 - mx_b) ** 2 / use_sxx_b
+    var_a = 1.0 / m_a + (x0 - mx_a) ** 2 / use_sxx_a
+    return before, after, var_b, var_a
+
+
+@dataclass(frozen=True)
+class JumpTypes:
+    """Events grouped into types by k-means on standardised features.
+
+    Attributes
+    ----------
+    labels : ndarray of int64, shape (n_events,)
+        Type of each clustered event (row order of the events passed in); -1 for events
+        left out (below the floor).
+    centres : DataFrame
+        One row per type: ``type, n`` and the centre of each feature in its own units.
+    features : tuple of str
+        The columns clustered on.
+    """
+
+    labels: NDArray[np.int64]
+    centres: pd.DataFrame
+    features: tuple[str, ...]
+
+
+def jump_types(
+    events: pd.DataFrame,
+    *,
+    k: int = 5,
+    features: Sequence[str] = ("magnitude", "speed", "phase"),
+    include_below_floor: bool = False,
+    seed: int = 0,
+) -> JumpTypes:
+    """Group events into ``k`` types with k-means (seed 001: k=5 on magnitude, speed and
+    phase, standardised).
+
+    Events below the noise floor are left out by default: clustering noise exceedances
+    yields "types" of noise (seed 002). With fewer distinct events than ``k``, ``k`` is
+    reduced to their number.
+
+    Parameters
+    ----------
+    events : DataFrame
+        Rows of :func:`detect_jumps`.
+    k : int
+        Number of types (>= 1).
+    features : sequence of str
+        Numeric event columns, each standardised to zero mean and unit sd.
+    include_below_floor : bool
+    seed : int
+        k-means initialisation seed (results are deterministic).
+
+    Returns
+    -------
+    JumpTypes
+
+    Raises
+    ------
+    ConfigError
+        If ``k < 1`` or a feature is not an event column.
+
+    References
+    ----------
+    Lloyd, S. (1982). Least squares quantization in PCM. IEEE Trans. Inf. Theory
+    (scikit-learn's ``KMeans`` with k-means++ initialisation).
+
+    Examples
+    --------
+    >>> ev = pd.DataFrame({"magnitude": [1.0, 1.1, 9.0, 9.2], "speed": [0.1, 0.1, 1.0, 1.0],
+    ...                    "phase": [0.1, 0.1, 0.5, 0.5], "below_floor": False})
+    >>> types = jump_types(ev, k=2)
+    >>> types.centres["n"].tolist(), bool(types.labels[0] == types.labels[1] != types.labels[2])
+    ([2, 2], True)
+    """
+    if k < 1:
+        raise ConfigError(f"k must be an integer >= 1; got {k!r}.")
+    unknown = [f for f in features if f not in events.columns]
+    if unknown:
+        raise ConfigError(
+            f"features {unknown} are not event columns; choose from {list(events.columns)}."
+        )
+    labels = np.full(len(events), -1, dtype=np.int64)
+    columns = ["type", "n", *features]
+    use = np.ones(len(events), dtype=bool)
+    if not include_below_floor and "below_floor" in events.columns:
+        use = ~events["below_floor"].to_numpy(dtype=bool)
+    X = events.loc[use, list(features)].to_numpy(dtype=np.float64)
+    finite = np.isfinite(X).all(axis=1) if len(X) else np.zeros(0, dtype=bool)
+    rows = np.flatnonzero(use)[finite]
+    X = X[finite]
+    n_distinct = len(np.unique(X, axis=0)) if len(X) else 0
+    k_eff = min(k, n_distinct)
+    if k_eff == 0:
+        return JumpTypes(labels, pd.DataFrame(columns=columns), tuple(features))
+    from sklearn.cluster import KMeans
+
+    mean = X.mean(axis=0)
+    sd = X.std(axis=0)
+    sd[sd == 0] = 1.0
+    model = KMeans(n_clusters=k_eff, n_init=10, random_state=seed).fit((X - mean) / sd)
+    raw = model.labels_.astype(np.int64)
+    # Number types by their centres (first feature first): ids do not depend on k-means' order.
+    centres = model.cluster_centers_ * sd + mean
+    order = np.lexsort(centres.T[::-1])
+    rank = np.empty(k_eff, dtype=np.int64)
+    rank[order] = np.arange(k_eff)
+    labels[rows] = rank[raw]
+    table = pd.DataFrame(centres[order], columns=list(features))
+    table.insert(0, "n", np.bincount(rank[raw], minlength=k_eff))
+    table.insert(0, "type", np.arange(k_eff))
+    return JumpTypes(labels, table, tuple(features))

@@ -1,0 +1,172 @@
+"""The measurement's own noise floor: how small a change can be and still be told from noise.
+
+Seed 002's hardest lesson: 2,991 "jumps" of about 1e-11 were rounding noise. Every change
+an analysis reports is therefore divided by a floor built from three sources:
+
+* the trajectory's own high-frequency noise (:func:`trajectory_noise`, a robust estimate
+  from first differences, blind to steps and linear drift);
+* the precision of the numbers (:func:`precision_floor`: activations are float32, so no
+  metric is known better than a float32 ulp of its value);
+* the quantum of integer-valued metrics (:func:`quantum`: ``energy_rank`` or ``betti_1``
+  cannot move by less than 1);
+
+and, when the probe set was resampled, the metric's sampling spread across probe halves
+(:func:`half_sample_noise`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from traindyn._validation import Array, as_2d_float, check_min_samples
+from traindyn.exceptions import ConfigError, MetricError
+
+__all__ = [
+    "FLOAT32_EPS",
+    "half_sample_noise",
+    "precision_floor",
+    "quantum",
+    "trajectory_noise",
+]
+
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
+"""Relative precision of float32 (2**-23): activations are captured in float32."""
+
+_MAD_TO_SD = 1.4826  # 1 / Phi^-1(3/4): MAD of a Gaussian times this is its sd
+_MIN_NOISE_SAMPLES = 8  # a median of fewer differences says little about the noise
+
+
+def trajectory_noise(values: NDArray[np.float64]) -> float:
+    """Robust standard deviation of a trajectory's sample-to-sample noise.
+
+    ``sigma = 1.4826 * MAD(diff(v)) / sqrt(2)``: for ``v = signal + white noise`` the
+    first differences carry the noise with variance ``2 sigma^2`` and the signal's slope
+    as their median, which the MAD removes; a few steps are outliers that the MAD ignores.
+    When more than half the differences are equal (the MAD is 0: a noiseless or
+    integer-valued trajectory that rarely moves) the noise is 0; the quantum of integer
+    metrics is accounted for separately (:func:`quantum`).
+
+    Parameters
+    ----------
+    values : ndarray of shape (n,)
+        Finite values in step order.
+
+    Returns
+    -------
+    float
+        In the metric's units; 0.0 for fewer than 8 values (too short to tell noise from
+        signal) or a constant trajectory.
+
+    References
+    ----------
+    Hampel, F. R. (1974). The influence curve and its role in robust estimation. JASA.
+    Killick, R., Fearnhead, P., & Eckley, I. A. (2012). Optimal detection of changepoints
+    with a linear computational cost. JASA (the MAD-of-differences noise estimate used
+    with the PELT penalty in the ``changepoint`` package).
+
+    Examples
+    --------
+    A steep line plus Gaussian noise of sd 0.5:
+
+    >>> v = np.arange(1000.0) * 3 + np.random.default_rng(0).normal(0, 0.5, 1000)
+    >>> round(trajectory_noise(v), 1)
+    0.5
+    """
+    if len(values) < _MIN_NOISE_SAMPLES:
+        return 0.0
+    d = np.diff(values)
+    mad = float(np.median(np.abs(d - np.median(d))))
+    return float(_MAD_TO_SD * mad / np.sqrt(2.0))
+
+
+def precision_floor(level: NDArray[np.float64] | float) -> NDArray[np.float64] | float:
+    """Smallest resolvable change of a metric whose value is ``level``: one float32 ulp
+    (``2**-23 * |level|``); activations are float32, so nothing below it is a signal.
+
+    Examples
+    --------
+    >>> bool(precision_floor(8.0) == 8.0 * 2.0**-23)
+    True
+    """
+    return np.abs(level) * FLOAT32_EPS
+
+
+def quantum(values: NDArray[np.float64]) -> float:
+    """1.0 when every value is an integer (``energy_rank``, Betti numbers), else 0.0.
+
+    Examples
+    --------
+    >>> quantum(np.array([3.0, 4.0, 4.0])), quantum(np.array([3.0, 4.5]))
+    (1.0, 0.0)
+    """
+    return 1.0 if len(values) and bool(np.all(values == np.round(values))) else 0.0
+
+
+def half_sample_noise(
+    X: Array,
+    metric: Callable[[NDArray[np.float64]], float],
+    *,
+    n_resamples: int = 20,
+    seed: int = 0,
+) -> float:
+    """Sampling spread of ``metric(X)`` across probe sets, from random halves of X.
+
+    The metric is computed on ``n_resamples`` random halves (without replacement) and
+    the standard deviation of those values is returned. For a smooth statistic the
+    variance over half-samples of a fixed set of n equals the sampling variance of the
+    statistic at size n (the delete-n/2 jackknife), so this is the noise a different
+    probe set of the same size would show, without duplicated rows that would break
+    nearest-neighbour estimators.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        The probe set's representation (n_samples >= 4).
+    metric : callable
+        ``metric(X) -> float``, e.g. ``traindyn.metrics.participation_ratio``.
+    n_resamples : int
+        Number of halves (>= 2).
+    seed : int
+        Seed of the private generator that draws the halves.
+
+    Returns
+    -------
+    float
+        Standard deviation (ddof=1) of the metric over the halves, in its units.
+
+    Raises
+    ------
+    MetricError
+        If X has fewer than 4 rows or the metric fails on a half.
+
+    References
+    ----------
+    Shao, J., & Wu, C. F. J. (1989). A general theory for jackknife variance estimation.
+    Annals of Statistics 17(3) (delete-d jackknife, d = n/2).
+
+    Examples
+    --------
+    A metric that is constant over every subset has no sampling noise:
+
+    >>> half_sample_noise(np.eye(8), lambda x: float(x.shape[1]))
+    0.0
+    """
+    x = as_2d_float(X, name="X")
+    if n_resamples < 2:
+        raise ConfigError(f"n_resamples must be >= 2 to estimate a spread; got {n_resamples!r}.")
+    check_min_samples(x, 4, name="X", what="splitting in halves")
+    arr = np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x, np.float64)
+    n = arr.shape[0]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_resamples):
+        rows = np.sort(rng.choice(n, size=n // 2, replace=False))
+        try:
+            values.append(float(metric(arr[rows])))
+        except ValueError as exc:
+            raise MetricError(f"metric failed on a half of X ({n // 2} rows): {exc}") from exc
+    return float(np.std(values, ddof=1))
