@@ -505,3 +505,23 @@ def test_a_forked_child_cannot_write_the_parents_run(tmp_path: Path) -> None:
     run.finish()
     assert open_run(run.path).metrics.step.tolist() == [0]
     assert len(parts(run.path)) == 1
+
+
+def test_append_metrics_accepts_a_dataframe_with_na_reasons(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "step": np.array([0, 5], dtype=np.int64),
+            "layer": ["fc", "fc"],
+            "metric": ["pr", "pr"],
+            "value": [1.5, float("nan")],
+            "reason": pd.array([pd.NA, "MetricError: too few samples"], dtype="string"),
+        }
+    )
+    with Run.create(tmp_path / "r") as run:
+        run.append_metrics(frame)
+        run.append_metrics([(10, "fc", "pr", 2.0, pd.NA)])
+    table = open_run(tmp_path / "r").metrics
+    assert table["value"].tolist()[0] == 1.5 and table["step"].tolist() == [0, 5, 10]
+    assert table["reason"].isna().tolist() == [True, False, True]
+    with Run.create(tmp_path / "bad") as run, pytest.raises(ConfigError, match="'value'"):
+        run.append_metrics(frame.drop(columns="value"))

@@ -33,6 +33,13 @@ import torch
 from torch import nn
 
 from traindyn._validation import check_in, check_positive
+from traindyn.capture._probe import (
+    ROOT_LABEL,
+    model_device,
+    n_samples,
+    prepare_probe,
+    split_probe,
+)
 from traindyn.capture.hooks import (
     Capture,
     LayerSelector,
@@ -43,7 +50,7 @@ from traindyn.capture.hooks import (
     resolve_layers,
 )
 from traindyn.capture.schedule import Schedule, as_schedule
-from traindyn.exceptions import ConfigError, ProbeError, StoreError, TrackerWarning
+from traindyn.exceptions import ConfigError, StoreError, TrackerWarning
 from traindyn.metrics import DEFAULT_METRICS, Measurement, get_metric, measure, reduce_activation
 from traindyn.store import Run
 from traindyn.store.checkpoints import fingerprint, save_checkpoint
@@ -238,9 +245,9 @@ class Tracker:
         self.layouts_: dict[str, Layout] = {
             name: self.layouts.get(name) or infer_layout(self.model, name) for name in self.layers_
         }
-        self.device_ = _model_device(self.model)
+        self.device_ = model_device(self.model)
         if self.mode == "probe":
-            self.probe_x_, self.probe_y_ = _prepare_probe(self.probe, self.device_)
+            self.probe_x_, self.probe_y_ = prepare_probe(self.probe, self.device_)
         if isinstance(self.run, Run):
             self.run_ = self.run
         else:
@@ -448,7 +455,7 @@ class Tracker:
             cap, n_chunks = self._batch_capture, 1
             self._batch_capture = None
         self._n_samples += 1
-        n_expected = _n_samples(self.probe_x_) if self.mode == "probe" else None
+        n_expected = n_samples(self.probe_x_) if self.mode == "probe" else None
         self._queue.put(_Sample(step, cap, n_chunks, stats, n_expected))  # blocks when full
 
     def _probe_pass(self) -> tuple[Capture, int, dict[str, torch.Tensor]]:
@@ -456,7 +463,7 @@ class Tracker:
         flags = [(m, m.training) for m in model.modules()]
         cpu_rng = torch.get_rng_state()
         cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None  # type: ignore[no-untyped-call]
-        chunks = _chunks(self.probe_x_, self.probe_batch_size)
+        chunks = split_probe(self.probe_x_, self.probe_batch_size)
         try:
             model.eval()
             with (
@@ -530,7 +537,7 @@ class Tracker:
         rows: list[tuple[int, str, str, float, str | None]] = []
         values = {k: _to_float(v) for k, v in sample.stats.items()}
         for layer in self.layers_:
-            label = layer or _ROOT_LABEL
+            label = layer or ROOT_LABEL
             try:
                 results = self._measure_layer(sample, layer)
             except Exception as exc:  # one layer's surprise must not cost the others
@@ -623,7 +630,7 @@ class Tracker:
     def _probe_description(self) -> dict[str, Any]:
         if self.mode != "probe":
             return {"mode": "batch"}
-        desc: dict[str, Any] = {"mode": "probe", "n": _n_samples(self.probe_x_)}
+        desc: dict[str, Any] = {"mode": "probe", "n": n_samples(self.probe_x_)}
         if isinstance(self.probe_x_, torch.Tensor):
             desc["shape"] = list(self.probe_x_.shape)
             desc["dtype"] = str(self.probe_x_.dtype)
@@ -645,10 +652,6 @@ class _IdleType:
     """Nothing arrived within half a flush interval: time to check the flush clock."""
 
 
-_ROOT_LABEL = "(model)"
-"""Layer label of the model itself (its ``named_modules()`` path is the empty string)."""
-
-
 def _scalar(name: str, value: Any) -> float | torch.Tensor:
     """A scalar for the table: a number, or a one-element tensor copied (not viewed)."""
     if isinstance(value, torch.Tensor):
@@ -665,72 +668,6 @@ def _scalar(name: str, value: Any) -> float | torch.Tensor:
         f"scalar {name!r} must be a real number or a one-element tensor; got {value!r} "
         f"({type(value).__name__}). Record text in the run config instead."
     )
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for param in model.parameters():
-        return param.device
-    for buffer in model.buffers():
-        return buffer.device
-    return torch.device("cpu")
-
-
-def _prepare_probe(probe: Any, device: torch.device) -> tuple[Any, torch.Tensor | None]:
-    x, y = probe if isinstance(probe, tuple) and len(probe) == 2 else (probe, None)
-    if isinstance(x, torch.Tensor):
-        _check_probe_tensor(x, "probe x")
-        x = x.to(device)
-    elif isinstance(x, Mapping):
-        x = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in x.items()}
-    else:
-        raise ProbeError(
-            f"probe x must be a tensor or a mapping of tensors; got {type(x).__name__}. "
-            "Pass probe=(x, y) with torch tensors."
-        )
-    n = _n_samples(x)
-    if n < 2:
-        raise ProbeError(
-            f"probe must hold at least 2 samples (spectral metrics need a covariance); got {n}."
-        )
-    if y is not None:
-        if not isinstance(y, torch.Tensor):
-            raise ProbeError(f"probe y must be a tensor of class indices; got {type(y).__name__}.")
-        if y.shape[0] != n:
-            raise ProbeError(
-                f"probe y must have one target per sample; got {y.shape[0]} targets for {n} inputs."
-            )
-        if y.is_floating_point():
-            raise ProbeError(f"probe y must hold integer class indices; got dtype {y.dtype}.")
-        y = y.to(device)
-    return x, y
-
-
-def _check_probe_tensor(x: torch.Tensor, name: str) -> None:
-    if x.ndim == 0:
-        raise ProbeError(f"{name} must have a sample axis; got a 0-d tensor.")
-    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-        raise ProbeError(f"{name} must be finite; it holds NaN or Inf values.")
-
-
-def _n_samples(x: Any) -> int:
-    if isinstance(x, torch.Tensor):
-        return int(x.shape[0])
-    for value in x.values():
-        if isinstance(value, torch.Tensor):
-            return int(value.shape[0])
-    raise ProbeError("probe mapping holds no tensor to count samples from.")
-
-
-def _chunks(x: Any, size: int | None) -> list[Any]:
-    n = _n_samples(x)
-    if size is None or size >= n:
-        return [x]
-    if isinstance(x, torch.Tensor):
-        return list(torch.split(x, size))
-    return [
-        {k: (v[i : i + size] if isinstance(v, torch.Tensor) else v) for k, v in x.items()}
-        for i in range(0, n, size)
-    ]
 
 
 def _logits(output: Any) -> torch.Tensor:

@@ -40,6 +40,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Literal, NamedTuple, TypeAlias
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -351,9 +352,7 @@ def _read_frame(directory: Path, schema: pa.Schema) -> pd.DataFrame:
     return df.sort_values("step", kind="stable", ignore_index=True)
 
 
-def write_analysis_file(
-    directory: Path, name: str, data: Mapping[str, Any] | pd.DataFrame
-) -> Path:
+def write_analysis_file(directory: Path, name: str, data: Mapping[str, Any] | pd.DataFrame) -> Path:
     """Write ``directory/<name>.json`` (a mapping) or ``.parquet`` (a table), atomically.
 
     The writer behind :meth:`Run.write_analysis`; also used for tables pooled over many
@@ -378,6 +377,20 @@ def write_analysis_file(
         text = json.dumps(to_json_value(data, name=name), indent=2, sort_keys=True)
         atomic_write(final, lambda f: f.write(text.encode()))
     return final
+
+
+def _frame_rows(frame: pd.DataFrame) -> Iterator[tuple[Any, ...]]:
+    """Rows ``(step, layer, metric, value[, reason])`` of a metrics-like DataFrame."""
+    needed = ["step", "layer", "metric", "value"]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise ConfigError(
+            f"a metrics DataFrame needs columns {needed} (+ optional 'reason'); {missing} "
+            f"missing (columns: {list(frame.columns)})."
+        )
+    columns = needed + (["reason"] if "reason" in frame.columns else [])
+    for row in frame[columns].itertuples(index=False, name=None):
+        yield tuple(v.item() if isinstance(v, np.generic) else v for v in row)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -927,14 +940,17 @@ class Run:
             )
         return self._writer
 
-    def append_metrics(self, rows: Iterable[MetricRowLike]) -> None:
+    def append_metrics(self, rows: Iterable[MetricRowLike] | pd.DataFrame) -> None:
         """Buffer metric rows; they reach disk at the next flush.
 
         Parameters
         ----------
-        rows : iterable of MetricRow or tuple
+        rows : iterable of MetricRow or tuple, or DataFrame
             ``(step, layer, metric, value, reason)`` or ``(step, layer, metric, value)``.
-            ``value`` may be NaN; ``reason`` then says why (None otherwise).
+            ``value`` may be NaN; ``reason`` then says why (None or ``pd.NA``
+            otherwise). A DataFrame with columns ``step, layer, metric, value`` (and
+            optionally ``reason``), e.g. from
+            :func:`~traindyn.capture.measure_checkpoints`, is appended row by row.
 
         Raises
         ------
@@ -949,6 +965,8 @@ class Run:
         Thread-safe: rows appended from several threads all reach disk.
         """
         writer = self._require_writer()
+        if isinstance(rows, pd.DataFrame):
+            rows = _frame_rows(rows)
         columns: tuple[list[int], list[str], list[str], list[float], list[str | None]]
         columns = ([], [], [], [], [])
         for i, row in enumerate(rows):
@@ -959,6 +977,8 @@ class Run:
                     f"MetricRow; got {row!r}."
                 )
             reason = row[4] if len(row) == 5 else None
+            if reason is pd.NA:
+                reason = None
             if reason is not None and not isinstance(reason, str):
                 raise ConfigError(f"{where} reason must be a string or None; got {reason!r}.")
             columns[0].append(_as_step(row[0], where))
