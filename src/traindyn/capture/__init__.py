@@ -8,12 +8,20 @@ from traindyn.capture.hooks import (
     resolve_layers,
     select_output,
 )
+from traindyn.capture.posthoc import (
+    CheckpointComparison,
+    checkpoint_representations,
+    compare_checkpoints,
+    measure_checkpoints,
+    write_checkpoint_comparison,
+)
 from traindyn.capture.schedule import AtSteps, Every, LogSpaced, Schedule, as_schedule
 from traindyn.capture.tracker import Tracker, TrackerWarning
 
 __all__ = [
     "AtSteps",
     "Capture",
+    "CheckpointComparison",
     "Every",
     "LogSpaced",
     "Schedule",
@@ -21,8 +29,12 @@ __all__ = [
     "TrackerWarning",
     "as_schedule",
     "capture_activations",
+    "checkpoint_representations",
+    "compare_checkpoints",
     "default_layers",
     "infer_layout",
+    "measure_checkpoints",
     "resolve_layers",
     "select_output",
+    "write_checkpoint_comparison",
 ]

@@ -9,6 +9,8 @@ numpy array or a torch tensor on any device, and validates it once at the entry.
 - :mod:`~traindyn.metrics.intrinsic_dim`: TwoNN and Levina-Bickel MLE dimension.
 - :mod:`~traindyn.metrics.topology`: Vietoris-Rips diagrams and Betti numbers (ripser).
 - :mod:`~traindyn.metrics.similarity`: linear CKA between two representations.
+- :mod:`~traindyn.metrics.representations`: CKA matrices between checkpoints or layers,
+  attention entropy and similarity, conv-filter similarity, hidden-unit statistics.
 - :mod:`~traindyn.metrics.reduce`: conv/token activations to 2-D by a named rule.
 - :mod:`~traindyn.metrics.registry`: metric names (the ``metric`` column of a run),
   metadata, and :func:`measure`, which returns NaN with a reason instead of raising.
@@ -26,6 +28,17 @@ from traindyn.metrics.registry import (
     MetricSpec,
     get_metric,
     measure,
+)
+from traindyn.metrics.representations import (
+    CKA_COLUMNS,
+    AttentionSimilarity,
+    FilterSimilarity,
+    HiddenUnitStats,
+    attention_entropy,
+    attention_similarity,
+    cka_matrix,
+    filter_similarity,
+    hidden_unit_stats,
 )
 from traindyn.metrics.similarity import linear_cka
 from traindyn.metrics.spectral import (
@@ -48,22 +61,31 @@ from traindyn.metrics.topology import (
 )
 
 __all__ = [
+    "CKA_COLUMNS",
     "DEFAULT_METRICS",
     "METRICS",
     "SPECTRAL_METRICS",
+    "AttentionSimilarity",
     "BettiByClass",
     "DuplicatePointsWarning",
+    "FilterSimilarity",
+    "HiddenUnitStats",
     "Layout",
     "Measurement",
     "MetricFamily",
     "MetricSpec",
     "ReduceRule",
     "Subsample",
+    "attention_entropy",
+    "attention_similarity",
     "betti_by_class",
     "betti_numbers",
+    "cka_matrix",
     "effective_rank",
     "energy_rank",
+    "filter_similarity",
     "get_metric",
+    "hidden_unit_stats",
     "linear_cka",
     "measure",
     "mle_dimension",
