@@ -5,7 +5,7 @@
 ('effective_rank', 1.0)
 """
 
-from traindyn import capture, exceptions, metrics, store
+from traindyn import analysis, capture, exceptions, metrics, store
 from traindyn._version import __version__
 from traindyn.capture import Tracker
 from traindyn.store import open_run, open_runs
@@ -13,6 +13,7 @@ from traindyn.store import open_run, open_runs
 __all__ = [
     "Tracker",
     "__version__",
+    "analysis",
     "capture",
     "exceptions",
     "metrics",

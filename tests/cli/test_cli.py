@@ -96,3 +96,33 @@ def test_suite_summary_defaults_to_probe_accuracy(smoke: tuple[Path, str]) -> No
         acc = td.open_run(smoke[0] / row["run"]).scalars.query("name == 'probe_accuracy'")
         assert row["best"] == acc["value"].max()
         assert row["initial"] == acc["value"].iloc[0]
+
+
+def test_analyze_a_directory_of_runs_is_idempotent(smoke: tuple[Path, str]) -> None:
+    out, _ = smoke
+    first = runner.invoke(app, ["analyze", str(out), "--no-progress"])
+    assert first.exit_code == 0, first.output
+    assert "runs" in first.output and "Share of all change" in first.output
+    written = sorted(p.relative_to(out) for p in out.rglob("analysis/*.parquet"))
+    assert Path("analysis/overview.parquet") in written
+    assert Path("mlp_medium_digits_s0/analysis/events.parquet") in written
+    before = {p: (out / p).read_bytes() for p in written}
+    second = runner.invoke(app, ["analyze", str(out), "--no-progress"])
+    assert second.exit_code == 0 and second.output == first.output
+    assert {p: (out / p).read_bytes() for p in written} == before
+
+
+def test_analyze_one_run_prints_its_tables(smoke: tuple[Path, str]) -> None:
+    run_dir = smoke[0] / "mlp_medium_digits_s0"
+    result = runner.invoke(app, ["analyze", str(run_dir), "--detector", "zscore", "--no-write"])
+    assert result.exit_code == 0, result.output
+    for text in ("candidate events above the noise floor", "Convergence order", "Critical"):
+        assert text in result.output
+
+
+def test_analyze_bad_input_is_one_line(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["analyze", str(tmp_path), "--detector", "cusum"])
+    assert result.exit_code == 2
+    assert "--detector must be one of 'pelt', 'zscore'; got 'cusum'" in result.output
+    empty = runner.invoke(app, ["analyze", str(tmp_path)])
+    assert empty.exit_code == 2 and "holds no run" in empty.output

@@ -40,7 +40,9 @@ def _friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except (TraindynError, FileNotFoundError) as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            err_console.print(
+                f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True
+            )
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -67,8 +69,12 @@ def run(
         bool, typer.Option("--resume", help="Skip finished runs; continue killed ones.")
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    analyse: Annotated[
+        bool,
+        typer.Option("--analyze/--no-analyze", help="Analyse the runs when they finish."),
+    ] = True,
 ) -> None:
-    """Run a suite of experiments, then print a summary and draw heatmaps.
+    """Run a suite of experiments, then print a summary, draw heatmaps and analyse them.
 
     Example: traindyn run                      (the built-in quick suite on bundled data)
              traindyn run my-suite.yaml --dry-run
@@ -106,6 +112,12 @@ def run(
         console.print(
             f"\n[bold]{len(figures)}[/] heatmaps (layer x step) written, e.g. {figures[0]}"
         )
+    if analyse and len(failed) < len(results):
+        from traindyn.analysis.engine import analyze as run_analysis
+
+        console.print()
+        _print_directory_analysis(run_analysis(root))
+        console.print(f"Analysis tables are in {root}/analysis and each run's analysis/.")
     for r in failed:
         err_console.print(f"[red]failed[/] {r.name}: {r.error}")
     console.print(
@@ -129,6 +141,168 @@ def suites() -> None:
         spec = make()
         table.add_row(name, str(len(expand_suite(spec))), spec.description)
     console.print(table)
+
+
+@app.command()
+@_friendly
+def analyze(
+    path: Annotated[Path, typer.Argument(help="A run directory or a directory of runs.")],
+    detector: Annotated[
+        str, typer.Option(help="Jump detector: pelt (default) or zscore (seed 001's).")
+    ] = "pelt",
+    min_snr: Annotated[
+        float, typer.Option(help="Events below this multiple of the noise floor are noise.")
+    ] = 4.0,
+    criterion: Annotated[
+        str,
+        typer.Option(help="Stabilisation: mean (seed: var < 10% of mean) or range (scale-free)."),
+    ] = "mean",
+    metric: Annotated[list[str] | None, typer.Option(help="Only this metric (repeatable).")] = None,
+    write: Annotated[bool, typer.Option(help="Write tables to analysis/.")] = True,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Convergence, jumps, critical periods, temporal distribution and phases.
+
+    Writes each run's tables to RUN/analysis/ (parquet + summary.json) and, for a
+    directory, the pooled tables to DIR/analysis/. Running it twice gives the same files.
+
+    Example: traindyn analyze runs/quick-20261122-031500
+             traindyn analyze runs/x/mlp_medium_digits_s0 --detector zscore
+    """
+    from rich.progress import Progress
+
+    from traindyn._validation import check_in
+    from traindyn.analysis.convergence import CRITERIA
+    from traindyn.analysis.engine import AnalysisOptions
+    from traindyn.analysis.engine import analyze as run_analysis
+    from traindyn.analysis.jumps import DETECTORS
+
+    check_in(detector, DETECTORS, name="--detector")
+    check_in(criterion, CRITERIA, name="--criterion")
+    options = AnalysisOptions(
+        metrics=tuple(metric) if metric else None,
+        detector=detector,  # type: ignore[arg-type]  # checked above
+        min_snr=min_snr,
+        stabilization_criterion=criterion,  # type: ignore[arg-type]  # checked above
+    )
+    from traindyn.store.run import find_run_dirs
+
+    n = 1 if (path / "run.json").is_file() else len(find_run_dirs(path)) if path.is_dir() else 0
+    with Progress(console=err_console, disable=not progress or n <= 1, transient=True) as bar:
+        task = bar.add_task("analysing", total=n)
+        result = run_analysis(path, options, write=write, on_run=lambda _: bar.advance(task))
+    if len(result.runs) == 1 and not result.failed:
+        _print_run_analysis(result.runs[0])
+    else:
+        _print_directory_analysis(result)
+    for run_id, reason in result.failed.items():
+        err_console.print(f"[red]not analysed[/] {run_id}: {reason}")
+    if write:
+        where = path / "analysis" if len(result.runs) == 1 else path / "*" / "analysis"
+        console.print(f"Tables written to {where}")
+
+
+def _print_run_analysis(result: Any) -> None:
+    head = result.headline()
+    console.print(
+        f"[bold]{result.run_id}[/]: {head['n_series']} series, {head['events_above_floor']} "
+        f"of {head['events']} candidate events above the noise floor "
+        f"(x{result.options.min_snr}), {head['event_types']} event types"
+    )
+    shares = ", ".join(f"{w} {_pct(v)}" for w, v in head["change_share"].items())
+    console.print(f"Share of change: {shares}")
+    order = Table("metric", "stabilised layers", "rho", "order", title="Convergence order")
+    for r in result.convergence.order.itertuples():
+        label = str(r.order) + (" [yellow](suspicious)[/]" if r.suspicious else "")
+        order.add_row(str(r.metric), str(r.n_layers), _fmt(r.rho), label)
+    console.print(order)
+    crit = Table(
+        "metric", "periods", "mean coord.", "max coord.", "loss falling", title="Critical periods"
+    )
+    for r in result.critical.summary.itertuples():
+        crit.add_row(
+            str(r.metric),
+            str(r.n_periods),
+            _fmt(r.mean_coordination),
+            _fmt(r.max_coordination),
+            _pct(r.loss_correlation),
+        )
+    console.print(crit)
+    phases = result.phases
+    if len(phases):
+        from traindyn.analysis.phases import format_change
+
+        wanted = phases[(phases["table"] == "scalars") & phases["metric"].isin(_PHASE_SCALARS)]
+        if len(wanted):
+            table = Table("phase", "steps", *_PHASE_SCALARS, title="Phases")
+            for (name, start, end), g in wanted.groupby(["phase", "start", "end"], sort=False):
+                cells = {
+                    str(r.metric): format_change(r.first, r.last) if r.first == r.first else "-"
+                    for r in g.itertuples()
+                }
+                table.add_row(
+                    str(name), f"{start}-{end}", *[cells.get(m, "-") for m in _PHASE_SCALARS]
+                )
+            console.print(table)
+    top = result.surviving.sort_values("snr", ascending=False).head(10)
+    if len(top):
+        events = Table(
+            "layer", "metric", "step", "delta", "x floor", title="Strongest events above the floor"
+        )
+        for r in top.itertuples():
+            events.add_row(str(r.layer), str(r.metric), str(r.step), _fmt(r.delta), _fmt(r.snr))
+        console.print(events)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+def _print_directory_analysis(result: Any) -> None:
+    overview = result.overview
+    if overview.empty:
+        return
+    windows = [c for c in overview.columns if c.startswith("share_")]
+    table = Table(
+        "run",
+        "events ≥ floor",
+        *[c.removeprefix("share_") for c in windows],
+        "mean coord.",
+        "loss falling",
+        title=f"{len(overview)} runs",
+    )
+    for r in overview.to_dict("records"):
+        table.add_row(
+            str(r["run"]),
+            f"{r['events_above_floor']}/{r['events']}",
+            *[_pct(r[c]) for c in windows],
+            _fmt(r["mean_coordination"]),
+            _pct(r["loss_correlation"]),
+        )
+    console.print(table)
+    pooled = result.temporal[result.temporal["metric"] == "*"]
+    shares = ", ".join(f"{r.window} {_pct(r.share)}" for r in pooled.itertuples())
+    console.print(f"Share of all change, pooled over runs: {shares}")
+    if len(result.by_arch) and "n_runs" in result.by_arch:
+        arch = Table(
+            "arch", "runs", "events ≥ floor", "mean coord.", "loss falling", title="By architecture"
+        )
+        for r in result.by_arch.to_dict("records"):
+            arch.add_row(
+                str(r["arch"]),
+                str(r["n_runs"]),
+                _fmt(r.get("events_above_floor")),
+                _fmt(r.get("mean_coordination")),
+                _pct(r.get("loss_correlation")),
+            )
+        console.print(arch)
+
+
+_PHASE_SCALARS = ["loss", "probe_accuracy"]
+
+
+def _pct(value: Any) -> str:
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return "-"
+    return f"{100 * value:.1f}%"
 
 
 def _print_experiments(name: str, experiments: list[Any]) -> None:

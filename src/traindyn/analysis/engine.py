@@ -1,0 +1,537 @@
+"""The analysis engine: every analysis of a run (or a directory of runs) in one call.
+
+:func:`analyze_run` reads a run's tables and returns a :class:`RunAnalysis` (pure
+reading); :func:`write_run_analysis` writes its tables to the run's ``analysis/``
+directory; :func:`analyze` does both for one run or every run under a directory and adds
+the pooled tables (temporal distribution over runs, critical periods by architecture, one
+headline row per run) to ``DIR/analysis/``. Output is deterministic, so running it twice
+writes the same files: ``traindyn analyze`` is idempotent.
+
+Tables written per run (``analysis/<name>.parquet``; columns documented where each is
+computed)::
+
+    convergence        per (layer, metric): stabilisation step, suspicious + reason
+    convergence_order  per metric: Spearman rho depth~stabilisation, class
+    events             every candidate jump with its noise-floor ratio and type
+    event_types        k-means centres of the events above the floor
+    critical_periods   runs of critical samples per series
+    coordination       per metric and step: fraction of layers critical
+    critical_summary   per metric: coordination, loss correlation
+    temporal           per series and window: change and share
+    phases             per training phase (or early/mid/late) and series
+    summary.json       options, counts and headline numbers
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from traindyn._version import __version__
+from traindyn.analysis.compare import seed_statistics
+from traindyn.analysis.convergence import Convergence, Criterion, convergence
+from traindyn.analysis.critical_periods import CriticalPeriods, critical_periods
+from traindyn.analysis.jumps import Detector, detect_jumps, jump_types
+from traindyn.analysis.phases import fraction_windows, phase_summary, phases_of
+from traindyn.analysis.trajectories import (
+    layer_depths,
+    pool_temporal,
+    series_of,
+    temporal_distribution,
+    total_steps_of,
+)
+from traindyn.exceptions import ConfigError, RunNotFound
+from traindyn.store.run import MANIFEST_NAME, Run, find_run_dirs, write_analysis_file
+
+__all__ = [
+    "AnalysisOptions",
+    "DirectoryAnalysis",
+    "RunAnalysis",
+    "analyze",
+    "analyze_run",
+    "write_run_analysis",
+]
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """Every knob of :func:`analyze_run`; the defaults are the seeds' unless noted."""
+
+    metrics: tuple[str, ...] | None = None  # None: every metric in the run
+    # Convergence (seed 001: rolling variance < 10% of the mean over a 10% window).
+    stabilization_window: int | float = 0.1
+    stabilization_fraction: float = 0.1
+    stabilization_criterion: Criterion = "mean"
+    # Jumps. PELT is the default: the seed's z-score detector flags ~5% of any noise.
+    detector: Detector = "pelt"
+    z_threshold: float = 2.0  # seed 001
+    penalty_scale: float = 3.0  # PELT penalty = scale * sigma^2 * log n (BIC is 2)
+    jump_window: int = 8  # samples each side for the level-shift fit
+    # Events below 4x the noise floor are noise (seed 002). 4, not 3: a detector looks
+    # at ~n places, and with n = 400 white noise exceeds 3 sd somewhere half the time.
+    min_snr: float = 4.0
+    n_jump_types: int = 5  # seed 001: k-means with k=5
+    # Critical periods (seed 001: 90th percentile of speed; > 30% of layers = coordinated).
+    critical_percentile: float = 90.0
+    coordination_threshold: float = 0.3
+    # Temporal distribution (seed 002: first 10%, 10-50%, last 50%).
+    temporal_boundaries: tuple[float, ...] = (0.1, 0.5)
+    temporal_names: tuple[str, ...] = ("early", "mid", "late")
+
+    def to_json(self) -> dict[str, Any]:
+        """The options as plain JSON (recorded in ``summary.json``)."""
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
+
+
+@dataclass(frozen=True)
+class RunAnalysis:
+    """Everything :func:`analyze_run` found in one run.
+
+    Attributes
+    ----------
+    run_id : str
+    total_steps : int
+        Length of training the fractions refer to.
+    options : AnalysisOptions
+    convergence : Convergence
+    events : DataFrame
+        :data:`~traindyn.analysis.jumps.EVENT_COLUMNS` plus ``type`` (-1 when below the
+        floor). Events below the floor are kept, flagged; :attr:`surviving` drops them.
+    event_types : DataFrame
+        Centres of the k-means types (see :func:`~traindyn.analysis.jumps.jump_types`).
+    critical : CriticalPeriods
+    temporal : DataFrame
+        :func:`~traindyn.analysis.trajectories.temporal_distribution` rows.
+    phases : DataFrame
+        :func:`~traindyn.analysis.phases.phase_summary` of the metrics and scalars over
+        the run's training phases, or over the early/mid/late windows when it has none
+        (column ``table``: ``"metrics"`` or ``"scalars"``).
+    notes : tuple of str
+        Things a reader should know (a suspicious convergence, a run still running).
+    """
+
+    run_id: str
+    total_steps: int
+    options: AnalysisOptions
+    convergence: Convergence
+    events: pd.DataFrame
+    event_types: pd.DataFrame
+    critical: CriticalPeriods
+    temporal: pd.DataFrame
+    phases: pd.DataFrame
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def surviving(self) -> pd.DataFrame:
+        """Events at or above the noise floor: the default view."""
+        return self.events[~self.events["below_floor"].astype(bool)]
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Name -> table, as written to ``analysis/``."""
+        return {
+            "convergence": self.convergence.layers,
+            "convergence_order": self.convergence.order,
+            "events": self.events,
+            "event_types": self.event_types,
+            "critical_periods": self.critical.periods,
+            "coordination": self.critical.coordination,
+            "critical_summary": self.critical.summary,
+            "temporal": self.temporal,
+            "phases": self.phases,
+        }
+
+    def headline(self) -> dict[str, Any]:
+        """The few numbers worth printing: counts, early share, orders, coordination."""
+        shares = pool_temporal(self.temporal) if len(self.temporal) else pd.DataFrame()
+        share = {str(r.window): _num(r.share) for r in shares.itertuples()} if len(shares) else {}
+        order = {
+            str(r.metric): str(r.order) + (" (suspicious)" if r.suspicious else "")
+            for r in self.convergence.order.itertuples()
+        }
+        summary = self.critical.summary
+        return {
+            "run": self.run_id,
+            "total_steps": self.total_steps,
+            "n_series": len(self.convergence.layers),
+            "events": len(self.events),
+            "events_above_floor": len(self.surviving),
+            "event_types": len(self.event_types),
+            "change_share": share,
+            "convergence_order": order,
+            "max_coordination": _num(summary["max_coordination"].max()) if len(summary) else None,
+            "mean_coordination": _num(summary["mean_coordination"].mean())
+            if len(summary)
+            else None,
+            "loss_correlation": _num(summary["loss_correlation"].mean()) if len(summary) else None,
+            "notes": list(self.notes),
+        }
+
+
+def _num(value: Any) -> float | None:
+    """A float for JSON; None for NaN."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def analyze_run(
+    run: Run | str | Path,
+    options: AnalysisOptions | None = None,
+    *,
+    metrics: pd.DataFrame | None = None,
+    scalars: pd.DataFrame | None = None,
+) -> RunAnalysis:
+    """Run every analysis on one run's tables (nothing is written).
+
+    Parameters
+    ----------
+    run : Run or path
+    options : AnalysisOptions, optional
+    metrics, scalars : DataFrame, optional
+        The run's tables when already read (they are read from the run otherwise).
+
+    Returns
+    -------
+    RunAnalysis
+
+    Raises
+    ------
+    RunNotFound
+        If ``run`` is a path without a ``run.json``.
+    ConfigError
+        If an option is invalid.
+
+    Examples
+    --------
+    >>> import tempfile, traindyn as td
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     run = td.store.Run.create(d + "/r")
+    ...     run.append_metrics([(s, "fc", "pr", 5.0 if s < 50 else 9.0) for s in range(0, 100, 2)])
+    ...     run.finish()
+    ...     result = analyze_run(run)
+    >>> result.surviving[["step", "delta"]].values.tolist()
+    [[50.0, 4.0]]
+    """
+    opts = options or AnalysisOptions()
+    r = run if isinstance(run, Run) else Run(run)
+    m = r.metrics if metrics is None else metrics
+    s = r.scalars if scalars is None else scalars
+    total = max(total_steps_of(r, m, s), 1)
+    series = series_of(m, metric=list(opts.metrics) if opts.metrics else None)
+    config = r.manifest.config
+    tracker = config.get("tracker") if isinstance(config, Mapping) else None
+    order = tracker.get("layers") if isinstance(tracker, Mapping) else None
+    depths = layer_depths(m, order=[str(x) for x in order] if isinstance(order, list) else None)
+    conv = convergence(
+        series,
+        depths,
+        total_steps=total,
+        window=opts.stabilization_window,
+        fraction=opts.stabilization_fraction,
+        criterion=opts.stabilization_criterion,
+    )
+    events = detect_jumps(
+        series,
+        total_steps=total,
+        detector=opts.detector,
+        threshold=opts.z_threshold,
+        penalty_scale=opts.penalty_scale,
+        window=opts.jump_window,
+        min_snr=opts.min_snr,
+    )
+    types = jump_types(events, k=opts.n_jump_types)
+    events = events.assign(type=types.labels)
+    loss = s[s["name"] == "loss"][["step", "value"]] if len(s) else None
+    critical = critical_periods(
+        series,
+        percentile=opts.critical_percentile,
+        coordination_threshold=opts.coordination_threshold,
+        loss=loss,
+    )
+    temporal = temporal_distribution(
+        series,
+        total_steps=total,
+        boundaries=opts.temporal_boundaries,
+        names=opts.temporal_names,
+    )
+    windows = phases_of(r) or fraction_windows(
+        total, boundaries=opts.temporal_boundaries, names=opts.temporal_names
+    )
+    phase_tables = []
+    if len(m):
+        metric_rows = m if not opts.metrics else m[m["metric"].isin(opts.metrics)]
+        phase_tables.append(phase_summary(metric_rows, windows).assign(table="metrics"))
+    if len(s):
+        phase_tables.append(
+            phase_summary(s, windows).rename(columns={"name": "metric"}).assign(table="scalars")
+        )
+    phases = pd.concat(phase_tables, ignore_index=True) if phase_tables else pd.DataFrame()
+    notes = [
+        f"{r.metric}: {r.reason}"
+        for r in conv.order.itertuples()
+        if r.suspicious and isinstance(r.reason, str)
+    ]
+    if r.status == "running":
+        notes.append(
+            f"run still running: analysed up to step {int(m['step'].max()) if len(m) else 0}"
+        )
+    if not series:
+        notes.append("no finite metric values: nothing to analyse")
+    return RunAnalysis(
+        run_id=r.id,
+        total_steps=total,
+        options=opts,
+        convergence=conv,
+        events=events,
+        event_types=types.centres,
+        critical=critical,
+        temporal=temporal,
+        phases=phases,
+        notes=tuple(notes),
+    )
+
+
+def write_run_analysis(run: Run | str | Path, analysis: RunAnalysis) -> list[Path]:
+    """Write every table of ``analysis`` to the run's ``analysis/`` (parquet) and
+    ``analysis/summary.json`` (options and headline); returns the paths written."""
+    r = run if isinstance(run, Run) else Run(run)
+    paths = [r.write_analysis(name, table) for name, table in analysis.tables().items()]
+    summary = {
+        "traindyn_version": __version__,
+        "options": analysis.options.to_json(),
+        **analysis.headline(),
+    }
+    paths.append(r.write_analysis("summary", summary))
+    return paths
+
+
+@dataclass(frozen=True)
+class DirectoryAnalysis:
+    """:func:`analyze` over a directory: each run's analysis and the pooled tables.
+
+    Attributes
+    ----------
+    root : Path
+    runs : tuple of RunAnalysis
+    overview : DataFrame
+        One row per run: ``run, arch, dataset, seed, status, events, events_above_floor``,
+        the share of change in each temporal window, ``max_coordination``,
+        ``mean_coordination``, ``loss_correlation``.
+    temporal : DataFrame
+        Windows' shares of the change pooled over every run, per metric and overall
+        (``metric == "*"``).
+    by_arch : DataFrame
+        Per architecture: ``n_runs`` and the means of the overview's numeric columns
+        (seed 001's "Critical periods by architecture" table).
+    seeds : DataFrame
+        For every group of two or more runs that differ only in their seed (run ids
+        ending in ``_s<seed>``): the final value of every series and scalar over the
+        seeds, :func:`~traindyn.analysis.compare.seed_statistics` columns plus ``group``
+        and ``table`` (``"metrics"`` or ``"scalars"``; scalars' ``name`` is in
+        ``metric``). Seed 003's "Mean, Std, Range" table.
+    failed : dict of str to str
+        Runs that could not be analysed, with the reason.
+    """
+
+    root: Path
+    runs: tuple[RunAnalysis, ...]
+    overview: pd.DataFrame
+    temporal: pd.DataFrame
+    by_arch: pd.DataFrame
+    seeds: pd.DataFrame
+    failed: Mapping[str, str]
+
+
+def analyze(
+    path: str | Path,
+    options: AnalysisOptions | None = None,
+    *,
+    write: bool = True,
+    on_run: Callable[[str], None] | None = None,
+) -> DirectoryAnalysis:
+    """Analyse one run or every run under a directory, and write the tables.
+
+    Parameters
+    ----------
+    path : str or Path
+        A run directory (with ``run.json``) or a directory holding runs at any depth.
+    options : AnalysisOptions, optional
+    write : bool
+        Write each run's tables (:func:`write_run_analysis`) and, for a directory, the
+        pooled ``overview``, ``temporal``, ``by_arch`` tables and ``summary.json`` to
+        ``path/analysis/``.
+    on_run : callable, optional
+        Called with each run id after it is analysed (progress bars).
+
+    Returns
+    -------
+    DirectoryAnalysis
+        For a single run, ``runs`` has one element and the pooled tables cover it.
+
+    Raises
+    ------
+    RunNotFound
+        If ``path`` does not exist or holds no run.
+    """
+    root = Path(path)
+    if not root.exists():
+        raise RunNotFound(f"{root} does not exist; pass a run directory or a directory of runs.")
+    single = (root / MANIFEST_NAME).is_file()
+    dirs = [root] if single else find_run_dirs(root)
+    if not dirs:
+        raise RunNotFound(
+            f"{root} holds no run (no run.json at any depth); run `traindyn ls {root}` to check."
+        )
+    opts = options or AnalysisOptions()
+    results: list[RunAnalysis] = []
+    rows: list[dict[str, Any]] = []
+    failed: dict[str, str] = {}
+    groups: dict[str, dict[str, tuple[pd.DataFrame, pd.DataFrame]]] = {}
+    for d in dirs:
+        run = Run(d)
+        try:
+            metrics, scalars = run.metrics, run.scalars
+            result = analyze_run(run, opts, metrics=metrics, scalars=scalars)
+        except ConfigError:
+            raise
+        except Exception as exc:  # one unreadable run must not stop a suite's analysis
+            failed[d.name] = f"{type(exc).__name__}: {exc}"
+            if on_run is not None:
+                on_run(d.name)
+            continue
+        if write:
+            write_run_analysis(run, result)
+        results.append(result)
+        rows.append(_overview_row(run, result))
+        group, seed = _seed_group(run)
+        groups.setdefault(group, {})[str(seed)] = (metrics, scalars)
+        if on_run is not None:
+            on_run(result.run_id)
+    overview = pd.DataFrame(rows)
+    temporal = _pooled_temporal(results)
+    by_arch = _by_arch(overview)
+    seeds = _seed_table(groups)
+    out = DirectoryAnalysis(root, tuple(results), overview, temporal, by_arch, seeds, failed)
+    if write and not single:
+        _write_directory(out, opts)
+    return out
+
+
+def _overview_row(run: Run, result: RunAnalysis) -> dict[str, Any]:
+    config = run.manifest.config
+    experiment = config.get("experiment") if isinstance(config, Mapping) else None
+    exp = experiment if isinstance(experiment, Mapping) else {}
+    head = result.headline()
+    row: dict[str, Any] = {
+        "run": result.run_id,
+        "arch": exp.get("arch"),
+        "dataset": exp.get("dataset"),
+        "seed": exp.get("seed"),
+        "status": run.status,
+        "events": head["events"],
+        "events_above_floor": head["events_above_floor"],
+    }
+    for window in result.options.temporal_names:
+        row[f"share_{window}"] = head["change_share"].get(window)
+    for key in ("max_coordination", "mean_coordination", "loss_correlation"):
+        row[key] = head[key]
+    return row
+
+
+def _seed_group(run: Run) -> tuple[str, object]:
+    """Group name (the run id without its ``_s<seed>`` suffix) and seed of a suite run."""
+    config = run.manifest.config
+    experiment = config.get("experiment") if isinstance(config, Mapping) else None
+    seed = experiment.get("seed") if isinstance(experiment, Mapping) else None
+    if seed is None:
+        return run.id, None
+    return re.sub(rf"_s{seed}$", "", run.id), seed
+
+
+def _seed_table(
+    groups: Mapping[str, Mapping[str, tuple[pd.DataFrame, pd.DataFrame]]],
+) -> pd.DataFrame:
+    frames = []
+    for group, members in groups.items():
+        if len(members) < 2:
+            continue
+        metric_tables = {k: m for k, (m, _) in members.items() if len(m)}
+        scalar_tables = {k: s for k, (_, s) in members.items() if len(s)}
+        if len(metric_tables) >= 2:
+            frames.append(seed_statistics(metric_tables).assign(group=group, table="metrics"))
+        if len(scalar_tables) >= 2:
+            table = seed_statistics(scalar_tables).rename(columns={"name": "metric"})
+            frames.append(table.assign(group=group, table="scalars"))
+    if not frames:
+        return pd.DataFrame(
+            columns=["group", "table", "layer", "metric", "n_seeds", "mean", "std", "min", "max"]
+        )
+    table = pd.concat(frames, ignore_index=True)
+    first = ["group", "table", "layer", "metric"]
+    return table[first + [c for c in table.columns if c not in first]]
+
+
+def _pooled_temporal(results: list[RunAnalysis]) -> pd.DataFrame:
+    frames = [r.temporal.assign(run=r.run_id) for r in results if len(r.temporal)]
+    if not frames:
+        return pd.DataFrame(columns=["metric", "window", "change", "signal", "share"])
+    every = pd.concat(frames, ignore_index=True)
+    per_metric = pool_temporal(every, by=("metric",))
+    overall = pool_temporal(every).assign(metric="*")
+    return pd.concat([overall, per_metric], ignore_index=True)[
+        ["metric", "window", "change", "signal", "share"]
+    ]
+
+
+def _by_arch(overview: pd.DataFrame) -> pd.DataFrame:
+    if overview.empty or overview["arch"].isna().all():
+        return pd.DataFrame(columns=["arch", "n_runs"])
+    numeric = [
+        c
+        for c in overview.columns
+        if c not in ("run", "arch", "dataset", "seed", "status")
+        and pd.api.types.is_numeric_dtype(overview[c])
+    ]
+    grouped = overview.groupby("arch", sort=True)
+    table = grouped[numeric].mean()
+    table.insert(0, "n_runs", grouped.size())
+    return table.reset_index()
+
+
+def _write_directory(result: DirectoryAnalysis, opts: AnalysisOptions) -> None:
+    """Write the pooled tables with the store's atomic writer, under ``root/analysis``."""
+    directory = result.root / "analysis"
+    for name, table in (
+        ("overview", result.overview),
+        ("temporal", result.temporal),
+        ("by_arch", result.by_arch),
+        ("seeds", result.seeds),
+    ):
+        write_analysis_file(directory, name, table)
+    pooled = {
+        row.window: _num(row.share)
+        for row in result.temporal[result.temporal["metric"] == "*"].itertuples()
+    }
+    write_analysis_file(
+        directory,
+        "summary",
+        {
+            "traindyn_version": __version__,
+            "options": opts.to_json(),
+            "runs": len(result.runs),
+            "failed": dict(result.failed),
+            "change_share": pooled,
+            "events": int(sum(len(r.events) for r in result.runs)),
+            "events_above_floor": int(sum(len(r.surviving) for r in result.runs)),
+        },
+    )
