@@ -63,9 +63,7 @@ def test_temporal_distribution_planted_shares() -> None:
     table = temporal_distribution([s], total_steps=3000)
     assert table["share"].tolist() == pytest.approx([0.6, 0.3, 0.1])
     assert table["start"].tolist() == [0.0, 300.0, 1500.0]
-    custom = temporal_distribution(
-        [s], total_steps=3000, boundaries=[0.2], names=["first", "rest"]
-    )
+    custom = temporal_distribution([s], total_steps=3000, boundaries=[0.2], names=["first", "rest"])
     assert custom["share"].tolist() == pytest.approx([0.6, 0.4])
 
 

@@ -224,7 +224,8 @@ def temporal_distribution(
     DataFrame
         Columns :data:`TEMPORAL_COLUMNS`: one row per series and window, with
         ``start``/``end`` in steps, the raw ``change``, its expected ``noise`` part,
-        ``signal`` and ``share`` in [0, 1] (NaN for a series whose change is all noise). :func:`pool_temporal` pools rows over series and runs.
+        ``signal`` and ``share`` in [0, 1] (NaN for a series whose change is all noise).
+        :func:`pool_temporal` pools rows over series and runs.
 
     Raises
     ------
