@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -189,8 +190,11 @@ def critical_periods(
         finite = np.isfinite(ordered["value"].to_numpy(dtype=np.float64))
         loss_steps = ordered["step"].to_numpy(dtype=np.int64)[finite]
         loss_values = ordered["value"].to_numpy(dtype=np.float64)[finite]
-    periods = []
-    marks = []
+    columns: dict[str, list[NDArray[Any]]] = {c: [] for c in PERIOD_COLUMNS}
+    mark_metric: list[str] = []
+    mark_steps: list[NDArray[np.int64]] = []
+    mark_critical: list[NDArray[np.bool_]] = []
+    loss_cache: dict[bytes, NDArray[np.float64]] = {}  # series of a run share their steps
     for s in series:
         if len(s) < 2:
             continue
@@ -200,37 +204,49 @@ def critical_periods(
         speed = np.abs(velocity)
         critical = speed > np.percentile(speed, percentile)
         at = s.steps[1:]
-        marks.append(pd.DataFrame({"metric": s.metric, "step": at, "critical": critical}))
+        mark_metric.append(s.metric)
+        mark_steps.append(at)
+        mark_critical.append(critical)
         if not critical.any():
             continue
-        lv = (
-            interval_loss_velocity(loss_steps, loss_values, s.steps)[1:]
-            if loss_steps is not None and loss_values is not None
-            else np.full(len(at), np.nan)
-        )
+        if loss_steps is not None and loss_values is not None:
+            key = s.steps.tobytes()
+            if key not in loss_cache:
+                loss_cache[key] = interval_loss_velocity(loss_steps, loss_values, s.steps)[1:]
+            lv = loss_cache[key]
+        else:
+            lv = np.full(len(at), np.nan)
         edges = np.diff(np.r_[0, critical.astype(np.int8), 0])
-        for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
-            with np.errstate(invalid="ignore"):
-                loss_v = float(np.nanmean(lv[a:b])) if np.isfinite(lv[a:b]).any() else np.nan
-            periods.append(
-                (
-                    s.layer,
-                    s.metric,
-                    int(s.steps[a]),
-                    int(at[b - 1]),
-                    int(b - a),
-                    float(speed[a:b].max()),
-                    float(velocity[a:b].mean()),
-                    float(np.nanmean(acceleration[a:b]))
-                    if np.isfinite(acceleration[a:b]).any()
-                    else np.nan,
-                    loss_v,
-                    bool(loss_v < 0) if loss_v == loss_v else False,
-                )
-            )
-    period_table = pd.DataFrame(periods, columns=PERIOD_COLUMNS)
-    if marks:
-        all_marks = pd.concat(marks, ignore_index=True)
+        a, b = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # periods [a, b)
+        n = b - a
+        # reduceat over [a0, b0, a1, b1, ...] reduces each period at even positions; the
+        # pad keeps an index equal to len(speed) valid.
+        bounds = np.ravel(np.column_stack([a, b]))
+        loss_v = _segment_nanmean(lv, a, b)
+        columns["layer"].append(np.full(len(a), s.layer, dtype=object))
+        columns["metric"].append(np.full(len(a), s.metric, dtype=object))
+        columns["start"].append(s.steps[a])
+        columns["end"].append(at[b - 1])
+        columns["n_samples"].append(n.astype(np.int64))
+        columns["peak_speed"].append(np.maximum.reduceat(np.r_[speed, 0.0], bounds)[::2])
+        columns["mean_velocity"].append(_segment_nanmean(velocity, a, b))
+        columns["mean_acceleration"].append(_segment_nanmean(acceleration, a, b))
+        columns["loss_velocity"].append(loss_v)
+        columns["loss_falling"].append(loss_v < 0)
+    if columns["layer"]:
+        period_table = pd.DataFrame({c: np.concatenate(v) for c, v in columns.items()})
+    else:
+        period_table = pd.DataFrame(columns=PERIOD_COLUMNS)
+    if mark_steps:
+        all_marks = pd.DataFrame(
+            {
+                "metric": np.repeat(
+                    np.array(mark_metric, dtype=object), [len(m) for m in mark_steps]
+                ),
+                "step": np.concatenate(mark_steps),
+                "critical": np.concatenate(mark_critical),
+            }
+        )
         coord = (
             all_marks.groupby(["metric", "step"], sort=True)["critical"]
             .agg(n_layers="size", n_critical="sum")
@@ -242,6 +258,18 @@ def critical_periods(
         coord = pd.DataFrame(columns=COORDINATION_COLUMNS)
     summary = _summary(series, period_table, coord, coordination_threshold, loss_steps is not None)
     return CriticalPeriods(period_table, coord[COORDINATION_COLUMNS], summary)
+
+
+def _segment_nanmean(
+    values: NDArray[np.float64], a: NDArray[np.int64], b: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    """Mean of the finite values of ``values[a[i]:b[i]]`` for each i (NaN if none)."""
+    finite = np.isfinite(values)
+    total = np.r_[0.0, np.cumsum(np.where(finite, values, 0.0))]
+    count = np.r_[0, np.cumsum(finite)]
+    n = count[b] - count[a]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, (total[b] - total[a]) / n, np.nan)
 
 
 def _summary(

@@ -103,24 +103,23 @@ def series_of(
         table = table[table["layer"].isin([layer] if isinstance(layer, str) else layer)]
     if table.empty:
         return []
-    layer_rank = {name: i for i, name in enumerate(pd.unique(table["layer"].astype(str)))}
     values = table["value"].to_numpy(dtype=np.float64)
     table = table[np.isfinite(values)]
-    # One sort by (metric, layer rank, step); each group is then a contiguous slice.
-    layer_codes = table["layer"].astype(str).map(layer_rank).to_numpy(dtype=np.int64)
-    metric_cat = pd.Categorical(table["metric"].astype(str))
-    metric_codes = np.asarray(metric_cat.codes, dtype=np.int64)
+    # Integer codes (layers in order of first appearance, metrics sorted), then one sort
+    # by (metric, layer, step): each series is a contiguous slice.
+    layer_codes, layer_names = pd.factorize(table["layer"])
+    metric_codes, metric_names = pd.factorize(table["metric"], sort=True)
+    n_layers = len(layer_names)
     steps = table["step"].to_numpy(dtype=np.int64)
     vals = table["value"].to_numpy(dtype=np.float64)
     order = np.lexsort((np.arange(len(steps)), steps, layer_codes, metric_codes))
     steps, vals = steps[order], vals[order]
-    key = metric_codes[order] * (len(layer_rank) + 1) + layer_codes[order]
+    key = (metric_codes.astype(np.int64) * (n_layers + 1) + layer_codes)[order]
     # Drop repeated steps within a group, keeping the last row (the store's rule).
     keep = np.ones(len(steps), dtype=bool)
     keep[:-1] = (key[:-1] != key[1:]) | (steps[:-1] != steps[1:])
     steps, vals, key = steps[keep], vals[keep], key[keep]
     bounds = np.flatnonzero(np.diff(key)) + 1
-    layers_by_code = list(layer_rank)
     out = []
     for start, stop in zip(
         np.concatenate(([0], bounds)), np.concatenate((bounds, [len(key)])), strict=True
@@ -128,8 +127,8 @@ def series_of(
         code = int(key[start])
         out.append(
             Series(
-                layer=layers_by_code[code % (len(layer_rank) + 1)],
-                metric=str(metric_cat.categories[code // (len(layer_rank) + 1)]),
+                layer=str(layer_names[code % (n_layers + 1)]),
+                metric=str(metric_names[code // (n_layers + 1)]),
                 steps=steps[start:stop],
                 values=vals[start:stop],
             )
