@@ -35,6 +35,7 @@ from traindyn.experiments.models import (
     config_to_dict,
     model_from_config,
 )
+from traindyn.experiments.rebuild import Rebuilt, rebuild
 
 __all__ = [
     "CNN",
@@ -49,6 +50,7 @@ __all__ = [
     "MLPConfig",
     "ModelConfig",
     "ModelSpec",
+    "Rebuilt",
     "Transformer",
     "TransformerConfig",
     "ViT",
@@ -63,4 +65,5 @@ __all__ = [
     "probe_description",
     "probe_split",
     "read_idx",
+    "rebuild",
 ]

@@ -19,7 +19,7 @@ from torch import nn
 from traindyn.capture import AtSteps, Every, LogSpaced, Schedule, Tracker, resolve_layers
 from traindyn.exceptions import ConfigError
 from traindyn.experiments.datasets import Dataset, load_dataset, probe_description, probe_split
-from traindyn.experiments.models import build_model
+from traindyn.experiments.models import ZooModel, build_model
 from traindyn.experiments.schedules import active_phase, batch_indices, lr_at
 from traindyn.experiments.suite import CheckpointSpec, ExperimentSpec, PhaseSpec
 from traindyn.store import Run, open_run
@@ -94,15 +94,7 @@ def train(
     """
     run_dir = Path(run_dir)
     resuming = resume and (run_dir / "run.json").is_file()
-    torch.manual_seed(spec.seed)
-    data = load_dataset(spec.dataset, seed=spec.data_seed)
-    model = build_model(
-        spec.arch,
-        input_shape=data.input_shape,
-        n_classes=data.n_classes,
-        vocab_size=data.vocab_size,
-    )
-    probe = probe_split(data, per_class=spec.tracking.probe_per_class, seed=spec.data_seed)
+    data, model, probe = setup_experiment(spec)
     optimizer = _optimizer(spec, model)
     steps = total_steps(spec, data.x_train.shape[0])
     loop = _Loop(spec, data, model, optimizer, steps)
@@ -139,6 +131,24 @@ def train(
         outcome = loop.run(tracker, run_dir, progress, start=start)
     open_run(run_dir).write_analysis("training", _outcome_json(outcome))
     return outcome
+
+
+def setup_experiment(
+    spec: ExperimentSpec,
+) -> tuple[Dataset, ZooModel, tuple[torch.Tensor, torch.Tensor]]:
+    """The data, the freshly initialised model and the probe of ``spec``, in the order
+    :func:`train` creates them (seed, data, model: the same seed gives the same initial
+    weights). Seeds the global torch generator with ``spec.seed``."""
+    torch.manual_seed(spec.seed)
+    data = load_dataset(spec.dataset, seed=spec.data_seed)
+    model = build_model(
+        spec.arch,
+        input_shape=data.input_shape,
+        n_classes=data.n_classes,
+        vocab_size=data.vocab_size,
+    )
+    probe = probe_split(data, per_class=spec.tracking.probe_per_class, seed=spec.data_seed)
+    return data, model, probe
 
 
 class _Loop:
