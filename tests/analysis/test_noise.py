@@ -51,3 +51,60 @@ def test_half_sample_noise_validates() -> None:
         half_sample_noise(np.ones((3, 2)), participation_ratio)
     with pytest.raises(ConfigError, match="n_resamples must be >= 2"):
         half_sample_noise(np.ones((8, 2)), participation_ratio, n_resamples=1)
+
+
+def test_half_sample_spread_equals_half_sample_noise_per_metric() -> None:
+    # Same halves (same seed), one decomposition per half: each metric's spread is the one
+    # half_sample_noise finds with that metric alone.
+    from traindyn.analysis.noise import half_sample_spread
+    from traindyn.metrics import DEFAULT_METRICS, get_metric
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(0, 1, (60, 12)) * np.linspace(2, 0.2, 12)
+    spread = half_sample_spread(X, n_resamples=12, seed=5)
+    assert list(spread) == list(DEFAULT_METRICS)
+    for name in DEFAULT_METRICS:
+        alone = half_sample_noise(X, get_metric(name).function, n_resamples=12, seed=5)
+        assert spread[name] == pytest.approx(alone, rel=1e-9, abs=1e-12), name
+    assert spread["participation_ratio"] > 0.05  # a real spread, not a degenerate 0
+    assert np.isfinite(spread["energy_rank"])  # integer-valued, still a spread
+
+
+def test_half_sample_spread_measures_each_half_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import traindyn.analysis.noise as noise
+
+    calls: list[int] = []
+    real = noise.measure
+
+    def counting(X, names):  # type: ignore[no-untyped-def]
+        calls.append(len(X))
+        return real(X, names)
+
+    monkeypatch.setattr(noise, "measure", counting)
+    noise.half_sample_spread(np.random.default_rng(0).normal(size=(21, 5)), n_resamples=7)
+    assert calls == [10] * 7
+
+
+def test_half_sample_spread_is_nan_for_a_metric_that_fails_on_halves() -> None:
+    from traindyn.analysis.noise import half_sample_spread
+
+    X = np.random.default_rng(1).normal(size=(30, 6))
+    # Halves of 15 rows: mle_dimension (k = 20) needs 21 samples; the others are unaffected.
+    spread = half_sample_spread(X, ["mle_dimension", "stable_rank"], n_resamples=5)
+    assert np.isnan(spread["mle_dimension"])
+    assert 0 < spread["stable_rank"] < 1
+
+
+def test_half_sample_spread_validates() -> None:
+    from traindyn.analysis.noise import half_sample_spread
+
+    with pytest.raises(MetricError, match="at least 4 samples"):
+        half_sample_spread(np.ones((3, 2)))
+    with pytest.raises(ConfigError, match="integer >= 2 to estimate a spread; got 1"):
+        half_sample_spread(np.ones((8, 2)), n_resamples=1)
+    with pytest.raises(ConfigError, match="participation_ratio"):
+        half_sample_spread(np.ones((8, 2)), ["participation_rate"])
+    with pytest.raises(ConfigError, match="at least one"):
+        half_sample_spread(np.ones((8, 2)), [])
+    with pytest.raises(MetricError, match="finite"):
+        half_sample_spread(np.full((8, 2), np.nan))

@@ -471,3 +471,70 @@ def test_probe_in_chunks_gives_the_same_values(
     )
     assert np.allclose(whole["value"], chunked["value"], rtol=1e-9)
     assert whole[["step", "layer", "class"]].equals(chunked[["step", "layer", "class"]])
+
+
+def test_probe_noise_is_the_half_sample_spread_of_each_loaded_checkpoint(
+    mlp_run: tuple[Path, dict], probe: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    from traindyn.analysis.noise import half_sample_spread
+    from traindyn.capture import probe_noise
+
+    path, states = mlp_run
+    model = make_mlp()
+    before = copy.deepcopy(model.state_dict())
+    table = probe_noise(path, model, probe, n_resamples=6, seed=2)
+    assert list(table.columns) == ["step", "layer", "metric", "noise"]
+    assert [str(t) for t in table.dtypes] == ["int64", "string", "string", "float64"]
+    assert len(table) == len(STEPS) * 3 * len(DEFAULT_METRICS)
+    assert table["step"].tolist() == sorted(table["step"].tolist())
+    for step in (0, 20):
+        outs = direct_outputs(states[step], probe[0])
+        for layer in ("0", "2", "4"):
+            expected = half_sample_spread(outs[layer], DEFAULT_METRICS, n_resamples=6, seed=2)
+            got = table.query(f"step == {step} and layer == '{layer}'").set_index("metric")
+            for metric, value in expected.items():
+                assert got.loc[metric, "noise"] == pytest.approx(value, rel=1e-9), (layer, metric)
+    assert table["noise"].notna().all()
+    assert (table.query("metric != 'energy_rank'")["noise"] > 0).all()
+    # Another seed draws other halves: another (but similar) spread.
+    other = probe_noise(path, model, probe[0], steps=[0], metrics="participation_ratio", seed=3)
+    first = table.query("step == 0 and metric == 'participation_ratio'")["noise"].to_numpy()
+    assert not np.allclose(other["noise"].to_numpy(), first)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_probe_noise_is_nan_where_a_metric_or_a_checkpoint_fails(tmp_path: Path) -> None:
+    from traindyn.capture import probe_noise
+
+    torch.manual_seed(0)
+    model = make_mlp()
+    run = Run.create(tmp_path / "diverged", handle_signals=False)
+    save_checkpoint(model, run, 0)
+    with torch.no_grad():
+        model[4].weight.fill_(float("nan"))
+    save_checkpoint(model, run, 5)
+    run.finish()
+    x = torch.randn(24, 6, generator=torch.Generator().manual_seed(0))
+    # Halves of 12 rows: mle_dimension (k = 20) cannot be measured; stable_rank can.
+    table = probe_noise(run, make_mlp(), x, metrics=["mle_dimension", "stable_rank"])
+    by = table.set_index(["step", "layer", "metric"])["noise"]
+    assert by.xs("mle_dimension", level="metric").isna().all()
+    assert by.loc[(0, "4", "stable_rank")] > 0
+    assert np.isnan(by.loc[(5, "4", "stable_rank")])  # NaN activations: no crash
+    assert by.loc[(5, "2", "stable_rank")] == by.loc[(0, "2", "stable_rank")]  # unchanged layers
+
+
+def test_probe_noise_validates(
+    mlp_run: tuple[Path, dict], probe: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    from traindyn.capture import probe_noise
+
+    path, _ = mlp_run
+    with pytest.raises(ConfigError, match=r"got 'per_position'.*reduce='mean'"):
+        probe_noise(path, make_mlp(), probe[0], reduce="per_position")
+    with pytest.raises(ConfigError, match="n_resamples must be an integer >= 2"):
+        probe_noise(path, make_mlp(), probe[0], n_resamples=1)
+    with pytest.raises(ProbeError, match="at least 4 samples to be split in halves; got 3"):
+        probe_noise(path, make_mlp(), probe[0][:3])
+    with pytest.raises(ConfigError, match="participation_ratio"):
+        probe_noise(path, make_mlp(), probe[0], metrics=["participation"])

@@ -525,3 +525,14 @@ def test_append_metrics_accepts_a_dataframe_with_na_reasons(tmp_path: Path) -> N
     assert table["reason"].isna().tolist() == [True, False, True]
     with Run.create(tmp_path / "bad") as run, pytest.raises(ConfigError, match="'value'"):
         run.append_metrics(frame.drop(columns="value"))
+
+
+def test_delete_analysis_removes_only_that_name(tmp_path: Path) -> None:
+    with Run.create(tmp_path / "r") as run:
+        run.write_analysis("keep", {"a": 1})
+        run.write_analysis("gone", pd.DataFrame({"x": [1.0]}))
+        run.delete_analysis("gone")
+        run.delete_analysis("never-written")
+        assert run.read_analysis("keep") == {"a": 1}
+        with pytest.raises(StoreError, match="has no analysis 'gone'"):
+            run.read_analysis("gone")

@@ -11,12 +11,15 @@ an analysis reports is therefore divided by a floor built from three sources:
   cannot move by less than 1);
 
 and, when the probe set was resampled, the metric's sampling spread across probe halves
-(:func:`half_sample_noise`).
+(:func:`half_sample_noise` for one metric callable, :func:`half_sample_spread` for several
+registered metrics at once; :func:`traindyn.capture.probe_noise` measures it at a run's
+checkpoints).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
@@ -24,10 +27,12 @@ from numpy.typing import NDArray
 
 from traindyn._validation import Array, as_2d_float, check_min_samples
 from traindyn.exceptions import ConfigError, MetricError
+from traindyn.metrics import DEFAULT_METRICS, get_metric, measure
 
 __all__ = [
     "FLOAT32_EPS",
     "half_sample_noise",
+    "half_sample_spread",
     "precision_floor",
     "quantum",
     "trajectory_noise",
@@ -170,3 +175,87 @@ def half_sample_noise(
         except ValueError as exc:
             raise MetricError(f"metric failed on a half of X ({n // 2} rows): {exc}") from exc
     return float(np.std(values, ddof=1))
+
+
+def half_sample_spread(
+    X: Array,
+    names: Iterable[str] | str = DEFAULT_METRICS,
+    *,
+    n_resamples: int = 20,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Sampling spread of several registered metrics across probe sets, from random halves.
+
+    The halves are drawn exactly as in :func:`half_sample_noise` (same seed, same rows),
+    and each half is measured once with :func:`~traindyn.metrics.measure`, so the
+    spectral metrics share one eigendecomposition per half. A metric that cannot be
+    computed on a half (too few rows for ``mle_dimension``, a collapsed half) is left out
+    of that metric's spread only; it never raises.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        The probe set's representation (n_samples >= 4), one row per probe input.
+    names : iterable of str or str, default DEFAULT_METRICS
+        Registered metric names (the ``metric`` column of a run's tables).
+    n_resamples : int
+        Number of halves (>= 2).
+    seed : int
+        Seed of the private generator that draws the halves.
+
+    Returns
+    -------
+    dict of str to float
+        Metric name -> standard deviation (ddof=1) of its value over the halves on which
+        it is finite, in the metric's units; NaN when fewer than 2 halves gave a value.
+        Keys in the order of ``names``, without repeats.
+
+    Raises
+    ------
+    MetricError
+        If X is not a finite 2-D array with at least 4 rows.
+    ConfigError
+        If a name is not registered (the message lists the registered ones), ``names`` is
+        empty or ``n_resamples < 2``.
+
+    See Also
+    --------
+    half_sample_noise : the same estimate for one metric callable.
+
+    References
+    ----------
+    Shao, J., & Wu, C. F. J. (1989). A general theory for jackknife variance estimation.
+    Annals of Statistics 17(3) (delete-d jackknife, d = n/2).
+
+    Examples
+    --------
+    Every half of the 8 x 8 identity is the same 4 points up to a permutation of the
+    features, so no rank-like metric moves:
+
+    >>> spread = half_sample_spread(np.eye(8), ["participation_ratio", "energy_rank"])
+    >>> {name: round(value, 10) for name, value in spread.items()}
+    {'participation_ratio': 0.0, 'energy_rank': 0.0}
+    """
+    wanted = list(dict.fromkeys([names] if isinstance(names, str) else names))
+    if not wanted:
+        raise ConfigError("names must list at least one registered metric; got none.")
+    for name in wanted:
+        get_metric(name)  # an unknown name fails here, listing the registered ones
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 2:
+        raise ConfigError(
+            f"n_resamples must be an integer >= 2 to estimate a spread; got {n_resamples!r}."
+        )
+    x = as_2d_float(X, name="X")
+    check_min_samples(x, 4, name="X", what="splitting in halves")
+    arr = np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x, np.float64)
+    n = arr.shape[0]
+    rng = np.random.default_rng(seed)
+    values: dict[str, list[float]] = {name: [] for name in wanted}
+    for _ in range(n_resamples):
+        rows = np.sort(rng.choice(n, size=n // 2, replace=False))
+        for m in measure(arr[rows], wanted):
+            if math.isfinite(m.value):
+                values[m.metric].append(m.value)
+    return {
+        name: float(np.std(v, ddof=1)) if len(v) >= 2 else math.nan for name, v in values.items()
+    }

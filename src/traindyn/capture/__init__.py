@@ -13,6 +13,7 @@ from traindyn.capture.posthoc import (
     checkpoint_representations,
     compare_checkpoints,
     measure_checkpoints,
+    probe_noise,
     write_checkpoint_comparison,
 )
 from traindyn.capture.schedule import AtSteps, Every, LogSpaced, Schedule, as_schedule
@@ -34,6 +35,7 @@ __all__ = [
     "default_layers",
     "infer_layout",
     "measure_checkpoints",
+    "probe_noise",
     "resolve_layers",
     "select_output",
     "write_checkpoint_comparison",

@@ -14,6 +14,8 @@ and activations are reduced to 2-D with the same rule machinery
   outputs (a "judge" classifier measuring generated samples), and per class with the
   mean over classes.
 - :func:`checkpoint_representations`: the 2-D representations themselves.
+- :func:`probe_noise`: each metric's spread across probe sets of the same size at each
+  checkpoint (half-sampling), the probe-resampling noise floor of ``traindyn analyze``.
 - :func:`compare_checkpoints`: linear CKA across checkpoints and across layers, plus
   attention entropy and similarity (``nn.MultiheadAttention``), conv filter similarity
   and hidden-unit statistics, as a :class:`CheckpointComparison`.
@@ -41,7 +43,13 @@ import torch
 from torch import nn
 
 from traindyn._validation import check_in
-from traindyn.capture._probe import ROOT_LABEL, model_device, prepare_probe, split_probe
+from traindyn.capture._probe import (
+    ROOT_LABEL,
+    model_device,
+    n_samples,
+    prepare_probe,
+    split_probe,
+)
 from traindyn.capture.hooks import (
     Capture,
     LayerSelector,
@@ -53,7 +61,7 @@ from traindyn.capture.hooks import (
     select_output,
 )
 from traindyn.capture.tracker import ReduceRule
-from traindyn.exceptions import ConfigError, MetricError, StoreError
+from traindyn.exceptions import ConfigError, MetricError, ProbeError, StoreError
 from traindyn.metrics import DEFAULT_METRICS, Measurement, get_metric, measure, reduce_activation
 from traindyn.metrics.representations import (
     attention_entropy,
@@ -70,6 +78,7 @@ __all__ = [
     "checkpoint_representations",
     "compare_checkpoints",
     "measure_checkpoints",
+    "probe_noise",
     "write_checkpoint_comparison",
 ]
 
@@ -152,6 +161,12 @@ _FILTERS = {
     "n_filters": "int64",
     "matched": "float64",
     "permuted": "float64",
+}
+_PROBE_NOISE = {
+    "step": "int64",
+    "layer": "string",
+    "metric": "string",
+    "noise": "float64",
 }
 _HIDDEN = {
     "step": "int64",
@@ -768,6 +783,149 @@ def _reduced(p: _Pass, name: str, n: int, reduce: ReduceRule, layout: Layout) ->
     out = reduce_activation(acts, rule=reduce, layout=layout)
     assert isinstance(out, torch.Tensor)  # a tensor in, a tensor out
     return out
+
+
+# ------------------------------------------------------------------------ probe_noise
+
+
+def probe_noise(
+    run: RunLike,
+    model: nn.Module,
+    probe_x: Any,
+    *,
+    steps: int | Sequence[int] | None = None,
+    layers: LayerSelector = None,
+    metrics: Sequence[str] | str = DEFAULT_METRICS,
+    n_resamples: int = 20,
+    seed: int = 0,
+    reduce: ReduceRule = "mean",
+    layouts: Mapping[str, Layout] | None = None,
+    output_selector: OutputSelector | Mapping[str, OutputSelector] | None = None,
+    probe_batch_size: int | None = None,
+) -> pd.DataFrame:
+    """Each metric's spread across probe sets of the probe's size, at every checkpoint.
+
+    For each checkpoint, the probe is passed through the model once (as in
+    :func:`checkpoint_representations`), each layer's activations are reduced to one row
+    per probe input, and :func:`~traindyn.analysis.noise.half_sample_spread` measures
+    the metrics on ``n_resamples`` random halves of the rows: the standard deviation
+    over the halves is the noise a different probe set of the same size would show.
+    The same halves (one ``seed``) are used at every checkpoint and layer.
+    ``traindyn analyze`` reads this table from ``analysis/probe_noise.parquet`` and adds
+    its median over steps to each series' noise floor.
+
+    Parameters
+    ----------
+    run, model, steps, layers, metrics, layouts, output_selector, probe_batch_size
+        As in :func:`measure_checkpoints`; measure the layers, metrics and rule the run
+        was tracked with so that the noise belongs to its trajectories.
+    probe_x : tensor, mapping of tensors, or (x, y)
+        Probe inputs of shape (n, ...) with n >= 4 (labels, if given, are ignored).
+    n_resamples : int, default 20
+        Halves per checkpoint and layer (>= 2).
+    seed : int, default 0
+        Seed of the generator drawing the halves.
+    reduce : {"mean", "flatten"}, default "mean"
+        Reduction of conv/token activations; both keep one row per probe input, so a
+        half of the rows is a half of the probe. (``"per_position"`` makes rows of
+        positions, whose halves are not probe sets.)
+
+    Returns
+    -------
+    DataFrame
+        ``step`` (int64), ``layer``, ``metric`` (string), ``noise`` (float64, in the
+        metric's units), one row per checkpoint, layer and metric, ordered so. ``noise``
+        is NaN when the layer has no representation at that step (it did not run, or
+        ran more than once per pass), its activations are not finite, or the metric
+        failed on fewer than 2 halves' worth of rows; the rest of the table is kept.
+
+    Raises
+    ------
+    ProbeError
+        If the probe has fewer than 4 samples, or is not a tensor, mapping or pair.
+    StoreError, CheckpointMismatch, ConfigError
+        As in :func:`measure_checkpoints`; ConfigError also for ``n_resamples < 2`` or
+        ``reduce="per_position"``.
+
+    References
+    ----------
+    Shao, J., & Wu, C. F. J. (1989). A general theory for jackknife variance estimation.
+    Annals of Statistics 17(3) (delete-d jackknife, d = n/2).
+
+    Examples
+    --------
+    Both checkpoints hold the same weights, so each layer's noise is the same at both
+    steps, and a random probe of 64 inputs gives a positive spread:
+
+    >>> import tempfile, torch
+    >>> from torch import nn
+    >>> from traindyn.store import Run, save_checkpoint
+    >>> _ = torch.manual_seed(0)
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> run = Run.create(tempfile.mkdtemp() + "/demo", handle_signals=False)
+    >>> _ = save_checkpoint(net, run, 0); _ = save_checkpoint(net, run, 10)
+    >>> run.finish()
+    >>> t = probe_noise(run, net, torch.randn(64, 4), metrics=["stable_rank"], n_resamples=5)
+    >>> print(t[["step", "layer", "metric"]].to_string(index=False))
+     step layer      metric
+        0     0 stable_rank
+        0     2 stable_rank
+       10     0 stable_rank
+       10     2 stable_rank
+    >>> bool((t["noise"] > 0).all()), bool(t["noise"].iloc[0] == t["noise"].iloc[2])
+    (True, True)
+    """
+    # Imported here: the half-sampling maths lives with the other noise floors in
+    # analysis, and importing the analysis package would slow down `import traindyn.capture`.
+    from traindyn.analysis.noise import half_sample_spread
+
+    model = _check_model(model)
+    if reduce == "per_position":
+        raise ConfigError(
+            "reduce must be 'mean' or 'flatten' for probe_noise; got 'per_position', whose "
+            "rows are positions, so their halves are not probe sets. Measure with "
+            "reduce='mean'."
+        )
+    check_in(reduce, _CKA_RULES, name="reduce")
+    names_m = _check_metrics(metrics)
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 2:
+        raise ConfigError(
+            f"n_resamples must be an integer >= 2 to estimate a spread; got {n_resamples!r}."
+        )
+    _check_batch_size(probe_batch_size)
+    x, _ = prepare_probe(probe_x, model_device(model))
+    n = n_samples(x)
+    if n < 4:
+        raise ProbeError(
+            f"probe must hold at least 4 samples to be split in halves; got {n}. Pass a "
+            "larger probe."
+        )
+    names = resolve_layers(model, layers)
+    layouts_ = _layouts(model, names, layouts)
+    run_ = _as_run(run)
+    chosen = _checked_steps(run_, steps)
+    rows: list[tuple[Any, ...]] = []
+    passes = _passes(
+        run_,
+        model,
+        x,
+        chosen,
+        names=names,
+        output_selector=output_selector,
+        probe_batch_size=probe_batch_size,
+    )
+    for p in _closed(passes):
+        for name in names:
+            spread = dict.fromkeys(names_m, math.nan)
+            acts, _reason = _layer_output(p.capture, name, p.n_chunks, n)
+            if acts is not None:
+                try:
+                    X = reduce_activation(acts, rule=reduce, layout=layouts_[name])
+                    spread = half_sample_spread(X, names_m, n_resamples=n_resamples, seed=seed)
+                except _DATA_ERRORS:  # non-finite activations of a diverged checkpoint
+                    pass
+            rows += [(p.step, _label(name), metric, spread[metric]) for metric in names_m]
+    return _frame(rows, _PROBE_NOISE)
 
 
 # ------------------------------------------------------------------ compare_checkpoints

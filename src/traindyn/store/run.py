@@ -1221,6 +1221,11 @@ class Run:
         found = sorted(p.stem for p in directory.glob("*")) if directory.is_dir() else []
         raise StoreError(f"{self._path} has no analysis {name!r}; it has {found or 'none'}.")
 
+    def delete_analysis(self, name: str) -> None:
+        """Remove what :meth:`write_analysis` wrote under ``name``; none is no error."""
+        for suffix in (".json", ".parquet"):
+            (self._path / ANALYSIS_DIR / f"{name}{suffix}").unlink(missing_ok=True)
+
     def checkpoints(self) -> list[int]:
         """Steps with a ``checkpoints/step-<N>.safetensors`` file, ascending."""
         directory = self._path / CHECKPOINTS_DIR
