@@ -10,7 +10,7 @@ import pytest
 
 from traindyn.analysis.engine import AnalysisOptions, analyze, analyze_run
 from traindyn.analysis.synthetic import planted_metrics
-from traindyn.exceptions import RunNotFound
+from traindyn.exceptions import ConfigError, RunNotFound
 from traindyn.experiments.suite import builtin_suite, expand_suite
 from traindyn.experiments.trainer import train
 from traindyn.store import Run, open_run
@@ -135,3 +135,69 @@ def test_real_quick_suite_run(quick_run: Path) -> None:
         (result.phases["table"] == "scalars") & (result.phases["metric"] == "loss")
     ]
     assert loss.set_index("phase").loc["early", "change"] < 0
+
+
+def _smooth_run_with_a_small_jump(path: Path) -> Run:
+    """One series: a slow drift with a 0.05 step at step 1000 and noise of sd 0.001."""
+    from traindyn.analysis.synthetic import trajectory
+
+    values = trajectory(201, level=2.0, slope=2e-4, jumps={100: 0.05}, noise=1e-3, seed=4)
+    run = Run.create(path, config={"total_steps": 2000})
+    run.append_metrics([(10 * i, "fc", "participation_ratio", v) for i, v in enumerate(values)])
+    run.finish()
+    return run
+
+
+def test_probe_noise_in_analysis_raises_the_floor_above_a_small_jump(tmp_path: Path) -> None:
+    run = _smooth_run_with_a_small_jump(tmp_path / "r")
+    plain = analyze_run(run)
+    jump = plain.surviving[plain.surviving["step"] == 1000]
+    assert len(jump) == 1 and float(jump["delta"].iloc[0]) == pytest.approx(0.05, abs=0.005)
+    assert float(jump["snr"].iloc[0]) > 10 and np.isnan(jump["probe_noise"].iloc[0])
+    assert plain.headline()["probe_noise"] is False and plain.probe_floor.empty
+
+    # Spread at four checkpoints; the NaN (a failed metric) is skipped: median 0.1, not mean.
+    table = pd.DataFrame(
+        {
+            "step": [0, 700, 1400, 2000],
+            "layer": "fc",
+            "metric": "participation_ratio",
+            "noise": [0.05, np.nan, 0.1, 0.3],
+        }
+    )
+    run.write_analysis("probe_noise", table)
+    noisy = analyze_run(run)
+    event = noisy.events[noisy.events["step"] == 1000]
+    assert float(event["probe_noise"].iloc[0]) == pytest.approx(0.1)
+    assert float(event["noise_floor"].iloc[0]) == pytest.approx(0.1)
+    assert bool(event["below_floor"].iloc[0]) and noisy.surviving.empty
+    assert noisy.headline()["probe_noise"] is True
+    assert noisy.probe_floor.to_dict("records") == [
+        {"layer": "fc", "metric": "participation_ratio", "noise": 0.1, "n_steps": 3}
+    ]
+    assert any("probe resampling" in note for note in noisy.notes)
+    # analyze() reads the same file, records it in summary.json, and is deterministic.
+    analyze(run.path)
+    first = (run.path / "analysis" / "events.parquet").read_bytes()
+    summary = open_run(run.path).read_analysis("summary")
+    assert isinstance(summary, dict) and summary["probe_noise"] is True
+    analyze(run.path)
+    assert (run.path / "analysis" / "events.parquet").read_bytes() == first
+
+    # A table passed in replaces the file; a table without its columns is refused.
+    quiet = analyze_run(run, probe_noise=table.assign(noise=1e-4))  # below shift_se
+    assert quiet.surviving["step"].tolist() == plain.surviving["step"].tolist()
+    assert 1000 in quiet.surviving["step"].tolist()
+    with pytest.raises(ConfigError, match=r"missing \['noise'\]"):
+        analyze_run(run, probe_noise=table.drop(columns="noise"))
+
+
+def test_workers_give_the_same_tables(planted_dir: Path) -> None:
+    one = analyze(planted_dir, write=False, workers=1)
+    two = analyze(planted_dir, write=False, workers=2)
+    pd.testing.assert_frame_equal(one.overview, two.overview)
+    pd.testing.assert_frame_equal(one.seeds, two.seeds)
+    for a, b in zip(one.runs, two.runs, strict=True):
+        pd.testing.assert_frame_equal(a.events, b.events)
+    with pytest.raises(ConfigError, match="workers must be an integer >= 1"):
+        analyze(planted_dir, workers=0)

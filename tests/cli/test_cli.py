@@ -126,3 +126,91 @@ def test_analyze_bad_input_is_one_line(tmp_path: Path) -> None:
     assert "--detector must be one of 'pelt', 'zscore'; got 'cusum'" in result.output
     empty = runner.invoke(app, ["analyze", str(tmp_path)])
     assert empty.exit_code == 2 and "holds no run" in empty.output
+
+
+def test_analyze_probe_noise_and_checkpoints(smoke: tuple[Path, str], tmp_path: Path) -> None:
+    import shutil
+
+    import numpy as np
+    import pandas as pd
+
+    import traindyn as td
+    from traindyn.capture import probe_noise
+    from traindyn.experiments import rebuild
+    from traindyn.store import Run
+
+    # The smoke suite saves only its final checkpoint (step 40). Give one run its step-0
+    # checkpoint too: rebuild() draws exactly the trainer's initial weights.
+    out = tmp_path / "smoke"
+    shutil.copytree(smoke[0], out)
+    mlp = out / "mlp_medium_digits_s0"
+    initial = rebuild(mlp).model
+    save_checkpoint(initial, mlp, 0, config=initial.config)
+    mine = Run.create(out / "mine", config={"lr": 0.1}, handle_signals=False)
+    mine.append_metrics([(s, "fc", "participation_ratio", 1.0 + s / 100) for s in range(0, 100, 5)])
+    save_checkpoint(torch.nn.Linear(3, 2), mine, 10)
+    mine.finish()
+
+    result = runner.invoke(
+        app, ["analyze", str(out), "--probe-noise", "--checkpoints", "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    cka_line = next(line for line in lines if line.startswith("mlp_medium_digits_s0: CKA"))
+    assert "step 0 vs 40: layers.0 " in cka_line
+    assert any(
+        line.startswith("skipped mine:") and "not trained by a suite" in line for line in lines
+    )
+
+    for name in ("mlp_medium_digits_s0", "cnn_shallow_digits_s0", "transformer_shallow_digits_s0"):
+        run = td.open_run(out / name)
+        table = run.read_analysis("probe_noise")
+        assert isinstance(table, pd.DataFrame)
+        assert list(table.columns) == ["step", "layer", "metric", "noise"]
+        tracker = run.manifest.config["tracker"]
+        assert sorted(set(table["layer"])) == sorted(tracker["layers"])
+        assert sorted(set(table["metric"])) == sorted(tracker["metrics"])
+        assert sorted(set(table["step"])) == run.checkpoints()
+        pr = table[table["metric"] == "participation_ratio"]["noise"]
+        assert pr.notna().all() and (pr > 0).all()
+        summary = run.read_analysis("summary")
+        assert isinstance(summary, dict) and summary["probe_noise"] is True
+        # Every event carries its series' median probe noise from the table.
+        events = run.read_analysis("events")
+        assert isinstance(events, pd.DataFrame) and len(events)
+        median = table.groupby(["layer", "metric"])["noise"].median()
+        for row in events.itertuples():
+            assert row.probe_noise == pytest.approx(median[(row.layer, row.metric)], rel=1e-12)
+            assert row.noise_floor >= row.probe_noise
+
+    # The table written is the public function's output on the rebuilt run: reproducible.
+    run = td.open_run(out / "transformer_shallow_digits_s0")
+    rebuilt = rebuild(run)
+    again = probe_noise(run, rebuilt.model, rebuilt.probe, metrics=rebuilt.spec.tracking.metrics)
+    written = run.read_analysis("probe_noise")
+    assert isinstance(written, pd.DataFrame)
+    np.testing.assert_allclose(again["noise"].to_numpy(), written["noise"].to_numpy(), rtol=1e-12)
+
+    # Only the run with two checkpoints is compared: CKA of step 0 vs 40 below 1.
+    across = td.open_run(mlp).read_analysis("checkpoint_comparison_across_steps")
+    assert isinstance(across, pd.DataFrame)
+    assert sorted(set(across["step_a"])) == [0, 40]
+    diag = across[across["step_a"] == across["step_b"]]["cka"]
+    assert diag.to_numpy() == pytest.approx(1.0)
+    off = across[(across["step_a"] == 0) & (across["step_b"] == 40)]
+    assert off["layer"].tolist() == ["layers.0", "layers.1", "layers.2"]
+    assert off["cka"].between(0.05, 0.999).all()
+    assert f"layers.0 {off['cka'].iloc[0]:.3g}" in cka_line
+    assert not (out / "cnn_shallow_digits_s0" / "analysis" / "checkpoint_comparison.json").exists()
+    mine_summary = td.open_run(out / "mine").read_analysis("summary")
+    assert isinstance(mine_summary, dict) and mine_summary["probe_noise"] is False
+
+    refused = runner.invoke(app, ["analyze", str(out), "--probe-noise", "--no-write"])
+    assert refused.exit_code == 2 and "drop --no-write" in refused.output
+
+
+def test_analyze_help_describes_probe_noise() -> None:
+    result = runner.invoke(app, ["analyze", "--help"])
+    assert result.exit_code == 0
+    assert "--probe-noise" in result.output and "--checkpoints" in result.output
+    assert "probe_noise.parquet" in result.output

@@ -38,6 +38,7 @@ from traindyn.analysis.engine import (
 from traindyn.analysis.jumps import JumpTypes, detect_jumps, jump_types, pelt, zscore_events
 from traindyn.analysis.noise import (
     half_sample_noise,
+    half_sample_spread,
     precision_floor,
     quantum,
     trajectory_noise,
@@ -105,6 +106,7 @@ __all__ = [
     "format_change",
     "fraction_windows",
     "half_sample_noise",
+    "half_sample_spread",
     "hidden_unit_stats",
     "jump_types",
     "layer_depths",

@@ -157,38 +157,42 @@ def _pelt_batch(
         return [np.zeros(0, dtype=np.int64) for _ in range(m)]
     scale = Y.std(axis=1)
     scale[scale == 0] = 1.0
-    Z = (Y - Y.mean(axis=1, keepdims=True)) / scale[:, None]
+    # Series in columns: gathering candidate rows of (n + 1, m) arrays is contiguous.
+    Z = ((Y - Y.mean(axis=1, keepdims=True)) / scale[:, None]).T
     pen = penalty / scale**2
-    S1 = np.zeros((m, n + 1))
-    S2 = np.zeros((m, n + 1))
-    np.cumsum(Z, axis=1, out=S1[:, 1:])
-    np.cumsum(Z * Z, axis=1, out=S2[:, 1:])
-    F = np.full((m, n + 1), np.inf)
-    F[:, 0] = -pen
-    last = np.zeros((m, n + 1), dtype=np.int64)
-    rows = np.arange(m)
-    candidates: list[int] = [0]
+    S1 = np.zeros((n + 1, m))
+    S2 = np.zeros((n + 1, m))
+    np.cumsum(Z, axis=0, out=S1[1:])
+    np.cumsum(Z * Z, axis=0, out=S2[1:])
+    F = np.full((n + 1, m), np.inf)
+    F[0] = -pen
+    last = np.zeros((n + 1, m), dtype=np.int64)
+    cols = np.arange(m)
+    candidates = np.zeros(n + 1, dtype=np.int64)
+    k = 1  # candidates[:k] are the admissible last-segment starts, ascending
     for t in range(min_size, n + 1):
         if t >= 2 * min_size:
-            candidates.append(t - min_size)  # now far enough back to start a last segment
-        s = np.asarray(candidates)
-        length = t - s
-        d1 = S1[:, t, None] - S1[:, s]
-        total = F[:, s] + (S2[:, t, None] - S2[:, s]) - d1 * d1 / length
-        best = total.argmin(axis=1)
-        F[:, t] = total[rows, best] + pen
-        last[:, t] = s[best]
+            candidates[k] = t - min_size  # now far enough back to start a last segment
+            k += 1
+        s = candidates[:k]
+        d1 = S1[t] - S1[s]
+        total = F[s] + (S2[t] - S2[s]) - d1 * d1 / (t - s)[:, None]
+        best = total.argmin(axis=0)
+        F[t] = total[best, cols] + pen
+        last[t] = s[best]
         # PELT rule (K = 0 for the l2 cost): s can never be optimal again once
         # F[s] + C(s, t) > F[t] holds in every series.
-        keep = (total <= F[:, t, None]).any(axis=0)
+        keep = (total <= F[t]).any(axis=1)
         if not keep.all():
-            candidates = [c for c, k in zip(candidates, keep.tolist(), strict=True) if k]
+            kept = s[keep]
+            k = len(kept)
+            candidates[:k] = kept
     out = []
     for r in range(m):
         cuts = []
         t = n
         while t > 0:
-            t = int(last[r, t])
+            t = int(last[t, r])
             if t > 0:
                 cuts.append(t)
         out.append(np.asarray(cuts[::-1], dtype=np.int64))

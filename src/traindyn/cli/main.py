@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from traindyn.exceptions import TraindynError
+from traindyn.exceptions import ConfigError, TraindynError
 
 __all__ = ["app", "main"]
 
@@ -159,15 +159,44 @@ def analyze(
     ] = "mean",
     metric: Annotated[list[str] | None, typer.Option(help="Only this metric (repeatable).")] = None,
     write: Annotated[bool, typer.Option(help="Write tables to analysis/.")] = True,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Processes (default: one per core from 200 runs on, else 1)."),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    probe_noise: Annotated[
+        bool,
+        typer.Option(
+            "--probe-noise",
+            help="First measure each metric's spread across probe sets at every checkpoint "
+            "(suite runs) and add it to the noise floor.",
+        ),
+    ] = False,
+    checkpoints: Annotated[
+        bool,
+        typer.Option(
+            "--checkpoints",
+            help="First compare early/mid/late checkpoints (CKA, attention, filters, hidden "
+            "units) of suite runs with two or more checkpoints.",
+        ),
+    ] = False,
 ) -> None:
     """Convergence, jumps, critical periods, temporal distribution and phases.
 
     Writes each run's tables to RUN/analysis/ (parquet + summary.json) and, for a
     directory, the pooled tables to DIR/analysis/. Running it twice gives the same files.
 
+    Post-hoc measurement of checkpoints (suite runs: the model and the exact probe are
+    rebuilt from run.json). --probe-noise measures, at every checkpoint, each tracked
+    metric's spread across probe sets of the probe's size (20 random halves) and writes
+    RUN/analysis/probe_noise.parquet; its median over checkpoints then joins each
+    series' noise floor (whenever that file exists). --checkpoints compares the first,
+    middle and last checkpoint and writes RUN/analysis/checkpoint_comparison_*.parquet.
+    Runs that cannot be rebuilt are listed, one line each, and analysed without.
+
     Example: traindyn analyze runs/quick-20261122-031500
              traindyn analyze runs/x/mlp_medium_digits_s0 --detector zscore
+             traindyn analyze runs/x --probe-noise --checkpoints
     """
     from rich.progress import Progress
 
@@ -187,10 +216,21 @@ def analyze(
     )
     from traindyn.store.run import find_run_dirs
 
-    n = 1 if (path / "run.json").is_file() else len(find_run_dirs(path)) if path.is_dir() else 0
+    if (probe_noise or checkpoints) and not write:
+        raise ConfigError(
+            "--no-write cannot be combined with --probe-noise or --checkpoints, which write "
+            "their tables to each run's analysis/; drop --no-write."
+        )
+    single = (path / "run.json").is_file()
+    dirs = [path] if single else find_run_dirs(path) if path.is_dir() else []
+    if probe_noise or checkpoints:
+        _measure_run_checkpoints(dirs, noise=probe_noise, compare=checkpoints, progress=progress)
+    n = len(dirs)
     with Progress(console=err_console, disable=not progress or n <= 1, transient=True) as bar:
         task = bar.add_task("analysing", total=n)
-        result = run_analysis(path, options, write=write, on_run=lambda _: bar.advance(task))
+        result = run_analysis(
+            path, options, write=write, on_run=lambda _: bar.advance(task), workers=workers
+        )
     if len(result.runs) == 1 and not result.failed:
         _print_run_analysis(result.runs[0])
     else:
@@ -200,6 +240,130 @@ def analyze(
     if write:
         where = path / "analysis" if len(result.runs) == 1 else path / "*" / "analysis"
         console.print(f"Tables written to {where}")
+
+
+def _measure_run_checkpoints(
+    dirs: list[Path], *, noise: bool, compare: bool, progress: bool
+) -> None:
+    """``analyze --probe-noise/--checkpoints``: rebuild each suite run, measure its
+    checkpoints and write the tables to its ``analysis/``; one line per run done and
+    one per run (partly) skipped, with the reason."""
+    from rich.markup import escape
+    from rich.progress import Progress
+
+    from traindyn.store import open_run
+
+    runs = [open_run(d) for d in dirs]
+    saved = {r.path: r.checkpoints() for r in runs}
+    # Progress counts probe passes: one per checkpoint for the noise, one per comparison.
+    work = sum(
+        (len(steps) if noise else 0) + int(compare and len(steps) >= 2) for steps in saved.values()
+    )
+    done: list[str] = []
+    skipped: list[str] = []
+    with Progress(console=err_console, disable=not progress, transient=True) as bar:
+        task = bar.add_task("measuring checkpoints", total=work)
+        for run in runs:
+            bar.update(task, description=f"measuring {run.id}")
+            steps = saved[run.path]
+            reasons: list[str] = []
+            if noise and not steps:
+                reasons.append("no checkpoint, so no probe-resampling floor")
+            if compare and len(steps) < 2:
+                reasons.append(f"{len(steps)} checkpoint(s), no comparison (needs 2)")
+            wants_noise, wants_compare = noise and len(steps) >= 1, compare and len(steps) >= 2
+            if wants_noise or wants_compare:
+                lines, failures = _measure_one_run(
+                    run,
+                    steps if wants_noise else [],
+                    compare=wants_compare,
+                    advance=lambda k: bar.advance(task, k),
+                )
+                done += [f"{run.id}: {line}" for line in lines]
+                reasons += failures
+            if reasons:
+                skipped.append(f"{run.id}: {'; '.join(reasons)}")
+    for line in done:
+        console.print(escape(line), highlight=False, soft_wrap=True)
+    for line in skipped:
+        err_console.print(f"[yellow]skipped[/] {escape(line)}", highlight=False, soft_wrap=True)
+
+
+def _measure_one_run(
+    run: Any, noise_steps: list[int], *, compare: bool, advance: Callable[[int], None]
+) -> tuple[list[str], list[str]]:
+    """Probe noise at ``noise_steps`` and/or an early/mid/late comparison of one run.
+
+    Returns the summary lines of what was written and the reasons of what was not. A
+    failure is reported, never raised: one run must not stop a suite's analysis.
+    """
+    import pandas as pd
+
+    from traindyn.capture import compare_checkpoints, probe_noise, write_checkpoint_comparison
+    from traindyn.experiments.rebuild import rebuild
+
+    if noise_steps:  # a failed recomputation must not leave an older floor in use
+        run.delete_analysis("probe_noise")
+    try:
+        rebuilt = rebuild(run)
+    except Exception as exc:
+        advance(len(noise_steps) + int(compare))
+        return [], [f"not rebuilt, analysed without ({exc})"]
+    tracking = rebuilt.spec.tracking
+    lines: list[str] = []
+    failures: list[str] = []
+    pending = len(noise_steps)  # progress not yet advanced when the noise fails
+    if noise_steps:
+        try:
+            if tracking.mode != "probe":
+                raise ConfigError(
+                    "tracked on training batches (tracking.mode 'batch'), not on a fixed probe"
+                )
+            tables = []
+            for step in noise_steps:  # one call per checkpoint, for the progress bar
+                tables.append(
+                    probe_noise(
+                        run,
+                        rebuilt.model,
+                        rebuilt.probe,
+                        steps=[step],
+                        layers=tracking.layers,
+                        metrics=tracking.metrics,
+                        reduce=tracking.reduce,
+                    )
+                )
+                advance(1)
+                pending -= 1
+            run.write_analysis("probe_noise", pd.concat(tables, ignore_index=True))
+            lines.append(f"probe noise at {len(noise_steps)} checkpoint(s)")
+        except Exception as exc:
+            advance(pending)
+            failures.append(f"no probe noise, analysed without ({exc})")
+    if compare:
+        try:
+            comparison = compare_checkpoints(
+                run,
+                rebuilt.model,
+                rebuilt.probe,
+                layers=tracking.layers,
+                # CKA needs one row per input: per_position runs are compared on the mean.
+                reduce="flatten" if tracking.reduce == "flatten" else "mean",
+            )
+            write_checkpoint_comparison(run, comparison)
+            lines.append(_cka_line(comparison))
+        except Exception as exc:
+            failures.append(f"no checkpoint comparison ({exc})")
+        advance(1)
+    return lines, failures
+
+
+def _cka_line(comparison: Any) -> str:
+    """CKA of each layer between the first and the last compared checkpoint, on one line."""
+    first, last = comparison.steps[0], comparison.steps[-1]
+    rows = comparison.across_steps
+    ends = rows[(rows["step_a"] == first) & (rows["step_b"] == last)]
+    cka = ", ".join(f"{r.layer} {_fmt(r.cka)}" for r in ends.itertuples())
+    return f"CKA step {first} vs {last}: {cka} (steps {', '.join(map(str, comparison.steps))})"
 
 
 def _print_run_analysis(result: Any) -> None:
