@@ -319,6 +319,20 @@ def _check_metrics(metrics: Sequence[str] | str) -> tuple[str, ...]:
     return names
 
 
+def _plan(
+    run: RunLike,
+    target: nn.Module,
+    layers: LayerSelector,
+    layouts: Mapping[str, Layout] | None,
+    steps: int | Sequence[int] | None,
+) -> tuple[list[str], dict[str, Layout], Run, list[int]]:
+    """What a driver measures: the layers of ``target``, their layouts, the run and the
+    checkpoint steps (validated)."""
+    names = resolve_layers(target, layers)
+    run_ = _as_run(run)
+    return names, _layouts(target, names, layouts), run_, _checked_steps(run_, steps)
+
+
 def _layouts(
     model: nn.Module, names: Sequence[str], layouts: Mapping[str, Layout] | None
 ) -> dict[str, Layout]:
@@ -624,10 +638,7 @@ def measure_checkpoints(
     n = _n_rows(x)
     labels = _class_labels(y, n) if per_class else None
     target = reference if reference is not None else model
-    names = resolve_layers(target, layers)
-    layouts_ = _layouts(target, names, layouts)
-    run_ = _as_run(run)
-    chosen = _checked_steps(run_, steps)
+    names, layouts_, run_, chosen = _plan(run, target, layers, layouts, steps)
 
     rows: list[tuple[Any, ...]] = []
     passes = _passes(
@@ -745,10 +756,7 @@ def checkpoint_representations(
     check_in(reduce, _RULES, name="reduce")
     _check_batch_size(probe_batch_size)
     x, _ = prepare_probe(probe_x, model_device(model))
-    names = resolve_layers(model, layers)
-    layouts_ = _layouts(model, names, layouts)
-    run_ = _as_run(run)
-    chosen = _checked_steps(run_, steps)
+    names, layouts_, run_, chosen = _plan(run, model, layers, layouts, steps)
     n = _n_rows(x)
     reps: dict[int, dict[str, torch.Tensor]] = {}
     passes = _passes(
@@ -900,10 +908,7 @@ def probe_noise(
             f"probe must hold at least 4 samples to be split in halves; got {n}. Pass a "
             "larger probe."
         )
-    names = resolve_layers(model, layers)
-    layouts_ = _layouts(model, names, layouts)
-    run_ = _as_run(run)
-    chosen = _checked_steps(run_, steps)
+    names, layouts_, run_, chosen = _plan(run, model, layers, layouts, steps)
     rows: list[tuple[Any, ...]] = []
     passes = _passes(
         run_,
