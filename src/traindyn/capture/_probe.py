@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from traindyn.capture.hooks import Capture
 from traindyn.exceptions import ProbeError
 
 ROOT_LABEL = "(model)"
@@ -83,3 +84,32 @@ def split_probe(x: Any, size: int | None) -> list[Any]:
         {k: (v[i : i + size] if isinstance(v, torch.Tensor) else v) for k, v in x.items()}
         for i in range(0, n, size)
     ]
+
+
+def layer_output(
+    cap: Capture, name: str, n_chunks: int, n: int | None
+) -> tuple[torch.Tensor | None, str | None]:
+    """A layer's captured activations with ``n`` rows first, or None and why not.
+
+    The checks every driver makes: the layer raised in its hook, did not run, ran more or
+    less than once per probe chunk (a reused module has no single representation), or
+    does not put the ``n`` samples first (``n`` None: not checked, e.g. batch mode).
+    """
+    reason = cap.errors.get(name)
+    calls = cap.calls.get(name, 0)
+    if reason is None and calls == 0:
+        reason = "layer did not run during the forward pass"
+    elif reason is None and calls != n_chunks:
+        reason = (
+            f"module ran {calls} times in a pass of {n_chunks} chunk(s); a reused module has "
+            "no single representation: measure a distinct module instead"
+        )
+    acts = None if reason is not None else cap.stacked(name)
+    if acts is not None and n is not None and acts.shape[:1] != (n,):
+        reason = (
+            f"output has shape {tuple(acts.shape)}, not {n} probe samples first; build "
+            "sequence-first modules with batch_first=True or pass an output_selector that "
+            "puts samples first"
+        )
+        acts = None
+    return acts, reason

@@ -45,6 +45,7 @@ from torch import nn
 from traindyn._validation import check_in
 from traindyn.capture._probe import (
     ROOT_LABEL,
+    layer_output,
     model_device,
     n_samples,
     prepare_probe,
@@ -478,30 +479,6 @@ def _closed(passes: Generator[_Pass, None, None]) -> Iterator[_Pass]:
         yield from passes
 
 
-def _layer_output(
-    cap: Capture, name: str, n_chunks: int, n: int
-) -> tuple[torch.Tensor | None, str | None]:
-    """The layer's activations with ``n`` rows first, or None and why not (as the tracker)."""
-    reason = cap.errors.get(name)
-    calls = cap.calls.get(name, 0)
-    if reason is None and calls == 0:
-        reason = "layer did not run during the forward pass"
-    elif reason is None and calls != n_chunks:
-        reason = (
-            f"module ran {calls} times in a pass of {n_chunks} chunk(s); a reused module has "
-            "no single representation: measure a distinct module instead"
-        )
-    acts = None if reason is not None else cap.stacked(name)
-    if acts is not None and acts.shape[:1] != (n,):
-        reason = (
-            f"output has shape {tuple(acts.shape)}, not {n} probe samples first; build "
-            "sequence-first modules with batch_first=True or pass an output_selector that "
-            "puts samples first"
-        )
-        acts = None
-    return acts, reason
-
-
 def _nan(metrics: Sequence[str], reason: str) -> list[Measurement]:
     return [Measurement(m, math.nan, reason) for m in metrics]
 
@@ -635,7 +612,7 @@ def measure_checkpoints(
     names_m = _check_metrics(metrics)
     _check_batch_size(probe_batch_size)
     x, y = prepare_probe(probe, model_device(model))
-    n = _n_rows(x)
+    n = n_samples(x)
     labels = _class_labels(y, n) if per_class else None
     target = reference if reference is not None else model
     names, layouts_, run_, chosen = _plan(run, target, layers, layouts, steps)
@@ -654,7 +631,7 @@ def measure_checkpoints(
     )
     for p in _closed(passes):
         for name in names:
-            acts, reason = _layer_output(p.capture, name, p.n_chunks, n)
+            acts, reason = layer_output(p.capture, name, p.n_chunks, n)
             label = _label(name)
             if labels is None:
                 results = _measure(acts, reason, names_m, reduce, layouts_[name])
@@ -757,7 +734,7 @@ def checkpoint_representations(
     _check_batch_size(probe_batch_size)
     x, _ = prepare_probe(probe_x, model_device(model))
     names, layouts_, run_, chosen = _plan(run, model, layers, layouts, steps)
-    n = _n_rows(x)
+    n = n_samples(x)
     reps: dict[int, dict[str, torch.Tensor]] = {}
     passes = _passes(
         run_,
@@ -775,14 +752,8 @@ def checkpoint_representations(
     return reps
 
 
-def _n_rows(x: Any) -> int:
-    if isinstance(x, torch.Tensor):
-        return int(x.shape[0])
-    return int(next(v for v in x.values() if isinstance(v, torch.Tensor)).shape[0])
-
-
 def _reduced(p: _Pass, name: str, n: int, reduce: ReduceRule, layout: Layout) -> torch.Tensor:
-    acts, reason = _layer_output(p.capture, name, p.n_chunks, n)
+    acts, reason = layer_output(p.capture, name, p.n_chunks, n)
     if acts is None:
         raise MetricError(
             f"layer {_label(name)!r} has no representation at step {p.step}: {reason}. "
@@ -922,7 +893,7 @@ def probe_noise(
     for p in _closed(passes):
         for name in names:
             spread = dict.fromkeys(names_m, math.nan)
-            acts, _reason = _layer_output(p.capture, name, p.n_chunks, n)
+            acts, _reason = layer_output(p.capture, name, p.n_chunks, n)
             if acts is not None:
                 try:
                     X = reduce_activation(acts, rule=reduce, layout=layouts_[name])
@@ -1026,7 +997,7 @@ def compare_checkpoints(
     check_in(reduce, _CKA_RULES, name="reduce")
     _check_batch_size(probe_batch_size)
     x, _ = prepare_probe(probe_x, model_device(model))
-    n = _n_rows(x)
+    n = n_samples(x)
     names = resolve_layers(model, layers)
     unit_names = (
         [name for name, m in model.named_modules() if name and isinstance(m, _ACTIVATIONS)]
@@ -1072,7 +1043,7 @@ def compare_checkpoints(
             if isinstance(weight, torch.Tensor):
                 filters.setdefault(name, {})[p.step] = weight.detach().to("cpu", copy=True)
         for name in attn_names:
-            weights, reason = _layer_output(p.attention, name, p.n_chunks, n)
+            weights, reason = layer_output(p.attention, name, p.n_chunks, n)
             if weights is not None and weights.ndim != 4:
                 reason = f"weights of shape {tuple(weights.shape)}, not (n, heads, q, k)"
             if weights is None or reason is not None:
@@ -1087,7 +1058,7 @@ def compare_checkpoints(
             max_ent = math.log(weights.shape[-1])
             entropy_rows += [(p.step, name, h, float(e), max_ent) for h, e in enumerate(ent)]
         for name in unit_names:
-            acts, reason = _layer_output(p.capture, name, p.n_chunks, n)
+            acts, reason = layer_output(p.capture, name, p.n_chunks, n)
             if acts is None:
                 skipped.append(f"hidden units of {_label(name)!r} at step {p.step}: {reason}")
                 continue

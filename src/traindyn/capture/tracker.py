@@ -35,6 +35,7 @@ from torch import nn
 from traindyn._validation import check_in, check_positive
 from traindyn.capture._probe import (
     ROOT_LABEL,
+    layer_output,
     model_device,
     n_samples,
     prepare_probe,
@@ -566,24 +567,7 @@ class Tracker:
             self._measured.notify_all()
 
     def _measure_layer(self, sample: _Sample, layer: str) -> list[Measurement]:
-        cap = sample.capture
-        reason = cap.errors.get(layer)
-        calls = cap.calls.get(layer, 0)
-        if reason is None and calls == 0:
-            reason = "layer did not run during the forward pass"
-        elif reason is None and calls != sample.n_chunks:
-            reason = (
-                f"module ran {calls} times in a pass of {sample.n_chunks} chunk(s); a reused "
-                "module has no single representation: track a distinct module instead"
-            )
-        acts = None if reason is not None else cap.stacked(layer)
-        n_expected = sample.n_samples
-        if acts is not None and n_expected is not None and acts.shape[:1] != (n_expected,):
-            reason = (
-                f"output has shape {tuple(acts.shape)}, not {n_expected} probe samples first; "
-                "build sequence-first modules with batch_first=True or pass an "
-                "output_selector that puts samples first"
-            )
+        acts, reason = layer_output(sample.capture, layer, sample.n_chunks, sample.n_samples)
         if reason is not None or acts is None:
             return [Measurement(m, math.nan, reason) for m in self.metrics]
         X = reduce_activation(acts, rule=self.reduce, layout=self.layouts_[layer])
