@@ -175,3 +175,19 @@ def test_phases_and_batches_are_pure_functions_of_the_step() -> None:
 
 def test_builtin_suites_expand() -> None:
     assert len(expand_suite(builtin_suite("smoke"))) == 3
+
+
+def test_grokking_fast_pairs_every_seed_with_its_control() -> None:
+    specs = expand_suite(builtin_suite("grokking-fast"))
+    pairs = sorted((s.dataset, s.seed) for s in specs)
+    assert pairs == sorted(
+        (d, seed)
+        for d in ("grokking_addition_p31", "grokking_addition_p31_shuffled")
+        for seed in (0, 1, 2)
+    )
+    assert {(s.train.steps, s.tracking.every, s.train.lr) for s in specs} == {(800, 10, 5e-3)}
+    # the original suite is unchanged
+    assert [s.dataset for s in expand_suite(builtin_suite("grokking"))] == [
+        "grokking_addition",
+        "grokking_addition_shuffled",
+    ]

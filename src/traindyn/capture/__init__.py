@@ -1,5 +1,6 @@
 """Capture: every forward pass that produces measurements (hooks, schedules, the Tracker)."""
 
+from traindyn.capture.controls import CONTROLS, Control, null_controls
 from traindyn.capture.hooks import (
     Capture,
     capture_activations,
@@ -20,9 +21,11 @@ from traindyn.capture.schedule import AtSteps, Every, LogSpaced, Schedule, as_sc
 from traindyn.capture.tracker import Tracker, TrackerWarning
 
 __all__ = [
+    "CONTROLS",
     "AtSteps",
     "Capture",
     "CheckpointComparison",
+    "Control",
     "Every",
     "LogSpaced",
     "Schedule",
@@ -35,6 +38,7 @@ __all__ = [
     "default_layers",
     "infer_layout",
     "measure_checkpoints",
+    "null_controls",
     "probe_noise",
     "resolve_layers",
     "select_output",

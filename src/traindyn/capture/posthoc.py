@@ -448,7 +448,6 @@ def _passes(
     (use it under ``contextlib.closing`` so that an error in the caller restores too).
     """
     chunks = split_probe(probe_x, probe_batch_size)
-    target = reference if reference is not None else model
     ref_device = model_device(reference) if reference is not None else None
     with _preserved(model, reference):
         rng = torch.get_rng_state()
@@ -458,19 +457,48 @@ def _passes(
         for step in steps:
             load_checkpoint(model, run.checkpoint_path(step))
             torch.set_rng_state(rng)
-            with (
-                torch.no_grad(),
-                capture_activations(target, names, output_selector=output_selector) as cap,
-                _attention_weights(model, attention) as att,
-            ):
-                for chunk in chunks:
-                    out = model(**chunk) if isinstance(chunk, Mapping) else model(chunk)
-                    if reference is not None:
-                        features = select_output(out)
-                        if to_reference is not None:
-                            features = to_reference(features)
-                        reference(features.to(ref_device))
-            yield _Pass(step, cap, att, len(chunks))
+            yield _probe_pass(
+                model,
+                chunks,
+                step,
+                names=names,
+                output_selector=output_selector,
+                reference=reference,
+                to_reference=to_reference,
+                attention=attention,
+                ref_device=ref_device,
+            )
+
+
+def _probe_pass(
+    model: nn.Module,
+    chunks: Sequence[Any],
+    step: int,
+    *,
+    names: Sequence[str],
+    output_selector: OutputSelector | Mapping[str, OutputSelector] | None,
+    reference: nn.Module | None = None,
+    to_reference: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    attention: Sequence[str] = (),
+    ref_device: torch.device | None = None,
+) -> _Pass:
+    """One probe pass through ``model`` as it is, with hooks on ``names`` (on
+    ``reference`` when given) under ``no_grad``. Guts of :func:`_passes`: the caller
+    sets the weights, eval mode and RNG state, and restores them."""
+    target = reference if reference is not None else model
+    with (
+        torch.no_grad(),
+        capture_activations(target, names, output_selector=output_selector) as cap,
+        _attention_weights(model, attention) as att,
+    ):
+        for chunk in chunks:
+            out = model(**chunk) if isinstance(chunk, Mapping) else model(chunk)
+            if reference is not None:
+                features = select_output(out)
+                if to_reference is not None:
+                    features = to_reference(features)
+                reference(features.to(ref_device))
+    return _Pass(step, cap, att, len(chunks))
 
 
 def _closed(passes: Generator[_Pass, None, None]) -> Iterator[_Pass]:

@@ -16,6 +16,7 @@ from traindyn.experiments.datasets import (
     probe_description,
     probe_split,
     read_idx,
+    shuffle_train_labels,
 )
 from traindyn.experiments.models import (
     CNN,
@@ -66,4 +67,5 @@ __all__ = [
     "probe_split",
     "read_idx",
     "rebuild",
+    "shuffle_train_labels",
 ]

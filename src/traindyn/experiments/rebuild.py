@@ -51,6 +51,25 @@ class Rebuilt:
     model: ZooModel
     probe: tuple[torch.Tensor, torch.Tensor]
 
+    def initial_model(self, seed: int) -> ZooModel:
+        """The architecture freshly initialised as a run of this experiment with ``seed``
+        would start (the trainer's set-up with ``spec.seed`` replaced), under a forked RNG.
+
+        ``initial_model(spec.seed)`` holds exactly the run's initial weights, and other
+        seeds give the random-initialisation band of
+        :func:`traindyn.capture.null_controls` (pass ``init=rebuilt.initial_model``).
+
+        Raises
+        ------
+        ConfigError
+            If ``seed`` is not a non-negative integer.
+        """
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer; got {seed!r}.")
+        with torch.random.fork_rng(devices=[]):
+            _, model, _ = setup_experiment(self.spec.model_copy(update={"seed": seed}))
+        return model
+
 
 def rebuild(run: Run | str | os.PathLike[str]) -> Rebuilt:
     """Rebuild a suite run's model and probe exactly as :func:`train` built them.

@@ -18,7 +18,13 @@ from torch import nn
 
 from traindyn.capture import AtSteps, Every, LogSpaced, Schedule, Tracker, resolve_layers
 from traindyn.exceptions import ConfigError
-from traindyn.experiments.datasets import Dataset, load_dataset, probe_description, probe_split
+from traindyn.experiments.datasets import (
+    Dataset,
+    load_dataset,
+    probe_description,
+    probe_split,
+    shuffle_train_labels,
+)
 from traindyn.experiments.models import ZooModel, build_model
 from traindyn.experiments.schedules import active_phase, batch_indices, lr_at
 from traindyn.experiments.suite import CheckpointSpec, ExperimentSpec, PhaseSpec
@@ -138,9 +144,13 @@ def setup_experiment(
 ) -> tuple[Dataset, ZooModel, tuple[torch.Tensor, torch.Tensor]]:
     """The data, the freshly initialised model and the probe of ``spec``, in the order
     :func:`train` creates them (seed, data, model: the same seed gives the same initial
-    weights). Seeds the global torch generator with ``spec.seed``."""
+    weights). Seeds the global torch generator with ``spec.seed``. With
+    ``spec.shuffle_labels`` the training labels are permuted with ``spec.data_seed``
+    (a private generator: the initial weights equal the unshuffled twin's)."""
     torch.manual_seed(spec.seed)
     data = load_dataset(spec.dataset, seed=spec.data_seed)
+    if spec.shuffle_labels:
+        data = shuffle_train_labels(data, seed=spec.data_seed)
     model = build_model(
         spec.arch,
         input_shape=data.input_shape,
