@@ -9,8 +9,9 @@ loss falls.
 Read the numbers with their construction in mind: a percentile rule marks about 10% of
 every trajectory's samples critical whatever happens, so "critical periods exist" is
 true by definition; what carries information is *where* they fall and how far
-coordination exceeds what independent layers would give (the validity analysis compares
-it with a shuffled null).
+coordination exceeds what independent layers would give
+(:func:`~traindyn.analysis.baselines.coordination_null` compares it, and the loss
+correlation, with a null that shifts each layer's marks independently).
 """
 
 from __future__ import annotations
@@ -178,18 +179,8 @@ def critical_periods(
     >>> float(cp.summary["max_coordination"].item())
     1.0
     """
-    if not 0.0 <= percentile < 100.0:
-        raise ConfigError(f"percentile must be in [0, 100); got {percentile!r}. Seed default: 90.")
-    if not 0.0 < coordination_threshold <= 1.0:
-        raise ConfigError(
-            f"coordination_threshold must be in (0, 1]; got {coordination_threshold!r}."
-        )
-    loss_steps = loss_values = None
-    if loss is not None and not loss.empty:
-        ordered = loss.sort_values("step", kind="stable")
-        finite = np.isfinite(ordered["value"].to_numpy(dtype=np.float64))
-        loss_steps = ordered["step"].to_numpy(dtype=np.int64)[finite]
-        loss_values = ordered["value"].to_numpy(dtype=np.float64)[finite]
+    _check_options(percentile, coordination_threshold)
+    loss_steps, loss_values = _loss_arrays(loss)
     columns: dict[str, list[NDArray[Any]]] = {c: [] for c in PERIOD_COLUMNS}
     mark_metric: list[str] = []
     mark_steps: list[NDArray[np.int64]] = []
@@ -198,11 +189,9 @@ def critical_periods(
     for s in series:
         if len(s) < 2:
             continue
-        dt = np.diff(s.steps).astype(np.float64)
-        velocity = np.diff(s.values) / dt
-        acceleration = np.r_[np.nan, np.diff(velocity) / dt[1:]]
+        velocity, critical = _marks(s, percentile)
+        acceleration = np.r_[np.nan, np.diff(velocity) / np.diff(s.steps[1:])]
         speed = np.abs(velocity)
-        critical = speed > np.percentile(speed, percentile)
         at = s.steps[1:]
         mark_metric.append(s.metric)
         mark_steps.append(at)
@@ -258,6 +247,41 @@ def critical_periods(
         coord = pd.DataFrame(columns=COORDINATION_COLUMNS)
     summary = _summary(series, period_table, coord, coordination_threshold, loss_steps is not None)
     return CriticalPeriods(period_table, coord[COORDINATION_COLUMNS], summary)
+
+
+def _check_options(percentile: float, coordination_threshold: float) -> None:
+    """Raise :class:`ConfigError` unless the percentile and threshold are in range."""
+    if not 0.0 <= percentile < 100.0:
+        raise ConfigError(f"percentile must be in [0, 100); got {percentile!r}. Seed default: 90.")
+    if not 0.0 < coordination_threshold <= 1.0:
+        raise ConfigError(
+            f"coordination_threshold must be in (0, 1]; got {coordination_threshold!r}."
+        )
+
+
+def _loss_arrays(
+    loss: pd.DataFrame | None,
+) -> tuple[NDArray[np.int64], NDArray[np.float64]] | tuple[None, None]:
+    """The finite ``step, value`` pairs of a loss table in step order (None, None if empty)."""
+    if loss is None or loss.empty:
+        return None, None
+    ordered = loss.sort_values("step", kind="stable")
+    finite = np.isfinite(ordered["value"].to_numpy(dtype=np.float64))
+    return (
+        ordered["step"].to_numpy(dtype=np.int64)[finite],
+        ordered["value"].to_numpy(dtype=np.float64)[finite],
+    )
+
+
+def _marks(s: Series, percentile: float) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Velocity at ``s.steps[1:]`` and seed 001's critical marks: speed > its percentile.
+
+    Guts of :func:`critical_periods`, shared with the baselines; no input validation
+    (``len(s) >= 2``, percentile in [0, 100)).
+    """
+    velocity = np.diff(s.values) / np.diff(s.steps).astype(np.float64)
+    speed = np.abs(velocity)
+    return velocity, speed > np.percentile(speed, percentile)
 
 
 def _segment_nanmean(
