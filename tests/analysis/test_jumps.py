@@ -120,7 +120,7 @@ def test_jump_types_with_fewer_events_than_k() -> None:
 
 def test_bad_options_are_named() -> None:
     s = [_series(trajectory(50))]
-    with pytest.raises(ConfigError, match="detector must be one of 'pelt', 'zscore'"):
+    with pytest.raises(ConfigError, match="detector must be one of 'scan', 'pelt', 'zscore'"):
         detect_jumps(s, total_steps=10, detector="cusum")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="min_snr must be"):
         detect_jumps(s, total_steps=10, min_snr=0)

@@ -12,17 +12,22 @@ computed)::
 
     convergence        per (layer, metric): stabilisation step, suspicious + reason
     convergence_order  per metric: Spearman rho depth~stabilisation, class
-    events             every candidate jump with its noise-floor ratio and type
+    events             every candidate jump: noise-floor ratio, shape, surrogate p-values,
+                       BH q-value, survives, type (and replication over seeds)
     event_types        k-means centres of the events above the floor
     critical_periods   runs of critical samples per series
     coordination       per metric and step: fraction of layers critical
     critical_summary   per metric: coordination, loss correlation
+    critical_null      per metric: coordination and loss correlation vs a shift null
+    chance             per value and control: different from chance (needs controls)
     temporal           per series and window: change and share
     phases             per training phase (or early/mid/late) and series
     summary.json       options, counts and headline numbers (``probe_noise``: whether
                        the probe-resampling floor was used)
 
-Read when present: ``analysis/probe_noise.parquet`` (``step, layer, metric, noise``,
+Read when present: ``analysis/null_controls.parquet`` (``traindyn analyze --controls``,
+:func:`traindyn.capture.null_controls`: random-init and Gaussian-cloud bands), and
+``analysis/probe_noise.parquet`` (``step, layer, metric, noise``,
 written by ``traindyn analyze --probe-noise`` from
 :func:`traindyn.capture.probe_noise`): each metric's spread across probe sets of the
 probe's size at the run's checkpoints. Its median over steps joins each series' noise
@@ -38,15 +43,24 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from traindyn._version import __version__
+from traindyn.analysis.baselines import BASELINE_COLUMNS, coordination_null
+from traindyn.analysis.chance import (
+    CHANCE_COLUMNS,
+    chance_bands,
+    different_from_chance,
+    shuffled_bands,
+    shuffled_controls,
+)
 from traindyn.analysis.compare import seed_statistics
 from traindyn.analysis.convergence import Convergence, Criterion, convergence
 from traindyn.analysis.critical_periods import CriticalPeriods, critical_periods
+from traindyn.analysis.evidence import event_evidence, replication
 from traindyn.analysis.jumps import Detector, detect_jumps, jump_types
 from traindyn.analysis.phases import fraction_windows, phase_summary, phases_of
 from traindyn.analysis.trajectories import (
@@ -76,6 +90,8 @@ __all__ = [
 
 PROBE_NOISE_TABLE = "probe_noise"
 """Name of the probe-resampling noise table in a run's ``analysis/`` directory."""
+NULL_CONTROLS_TABLE = "null_controls"
+"""Name of the null-control measurements (:func:`traindyn.capture.null_controls`)."""
 _PROBE_NOISE_COLUMNS = ("layer", "metric", "noise")
 
 
@@ -88,8 +104,9 @@ class AnalysisOptions:
     stabilization_window: int | float = 0.1
     stabilization_fraction: float = 0.1
     stabilization_criterion: Criterion = "mean"
-    # Jumps. PELT is the default: the seed's z-score detector flags ~5% of any noise.
-    detector: Detector = "pelt"
+    # Jumps. The scan is the default: trend-blind, and what the evidence tests; the
+    # seed's z-score detector flags ~5% of any noise (traindyn validate).
+    detector: Detector = "scan"
     z_threshold: float = 2.0  # seed 001
     penalty_scale: float = 3.0  # PELT penalty = scale * sigma^2 * log n (BIC is 2)
     jump_window: int = 8  # samples each side for the level-shift fit
@@ -97,6 +114,17 @@ class AnalysisOptions:
     # at ~n places, and with n = 400 white noise exceeds 3 sd somewhere half the time.
     min_snr: float = 4.0
     n_jump_types: int = 5  # seed 001: k-means with k=5
+    # Evidence (traindyn.analysis.evidence): surrogate nulls, BH control, shapes.
+    evidence: bool = True  # False: survival is the floor alone (faster, weaker)
+    alpha: float = 0.05  # false discovery rate over a run's candidate events
+    n_surrogates: int = 999  # per null; small p-values come from a fitted tail
+    null: Literal["ar1", "both"] = "ar1"  # which surrogate null decides (see evidence)
+    surrogate_seed: int = 0
+    # Two events of different seeds are the same when their locations are this close,
+    # as a fraction of training.
+    replication_tolerance: float = 0.05
+    # Coordination null: circular shifts of each layer's critical samples.
+    n_shuffles: int = 1000
     # Critical periods (seed 001: 90th percentile of speed; > 30% of layers = coordinated).
     critical_percentile: float = 90.0
     coordination_threshold: float = 0.3
@@ -123,11 +151,23 @@ class RunAnalysis:
     options : AnalysisOptions
     convergence : Convergence
     events : DataFrame
-        :data:`~traindyn.analysis.jumps.EVENT_COLUMNS` plus ``type`` (-1 when below the
-        floor). Events below the floor are kept, flagged; :attr:`surviving` drops them.
+        :data:`~traindyn.analysis.jumps.EVENT_COLUMNS`, the evidence columns
+        (:data:`~traindyn.analysis.evidence.EVIDENCE_COLUMNS`: shape, surrogate p-values,
+        BH q-value, ``survives``) and ``type`` (-1 unless it survives). Every candidate is
+        kept; :attr:`surviving` is the default view. In a directory analysis, runs that
+        differ only in their seed add ``replicated_in`` and ``n_seeds``.
     event_types : DataFrame
         Centres of the k-means types (see :func:`~traindyn.analysis.jumps.jump_types`).
     critical : CriticalPeriods
+    critical_null : DataFrame
+        :func:`~traindyn.analysis.baselines.coordination_null`: per metric, the observed
+        coordination and loss correlation beside what shifting each layer's critical
+        samples independently gives (null mean, 95th percentile, p-value).
+    chance : DataFrame
+        :func:`~traindyn.analysis.chance.different_from_chance` of every tracked value
+        against the null-control bands (random init and Gaussian cloud from
+        ``analysis/null_controls.parquet``, label-shuffled twin runs in a directory
+        analysis); empty without controls.
     temporal : DataFrame
         :func:`~traindyn.analysis.trajectories.temporal_distribution` rows.
     phases : DataFrame
@@ -150,6 +190,8 @@ class RunAnalysis:
     events: pd.DataFrame
     event_types: pd.DataFrame
     critical: CriticalPeriods
+    critical_null: pd.DataFrame
+    chance: pd.DataFrame
     temporal: pd.DataFrame
     phases: pd.DataFrame
     notes: tuple[str, ...] = field(default=())
@@ -157,8 +199,9 @@ class RunAnalysis:
 
     @property
     def surviving(self) -> pd.DataFrame:
-        """Events at or above the noise floor: the default view."""
-        return self.events[~self.events["below_floor"].astype(bool)]
+        """Events that survive their evidence (not drift, above the noise floor, BH
+        q-value <= alpha): the default view."""
+        return self.events[self.events["survives"].astype(bool)]
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Name -> table, as written to ``analysis/``."""
@@ -170,6 +213,8 @@ class RunAnalysis:
             "critical_periods": self.critical.periods,
             "coordination": self.critical.coordination,
             "critical_summary": self.critical.summary,
+            "critical_null": self.critical_null,
+            "chance": self.chance,
             "temporal": self.temporal,
             "phases": self.phases,
         }
@@ -188,7 +233,8 @@ class RunAnalysis:
             "total_steps": self.total_steps,
             "n_series": len(self.convergence.layers),
             "events": len(self.events),
-            "events_above_floor": len(self.surviving),
+            "events_above_floor": int((~self.events["below_floor"].astype(bool)).sum()),
+            "events_surviving": len(self.surviving),
             "event_types": len(self.event_types),
             "change_share": share,
             "convergence_order": order,
@@ -197,9 +243,32 @@ class RunAnalysis:
             if len(summary)
             else None,
             "loss_correlation": _num(summary["loss_correlation"].mean()) if len(summary) else None,
+            **_null_headline(self.critical_null),
+            "different_from_chance": _chance_headline(self.chance),
             "probe_noise": bool(len(self.probe_floor)),
             "notes": list(self.notes),
         }
+
+
+def _null_headline(table: pd.DataFrame) -> dict[str, float | None]:
+    """Mean over metrics of the coordination / loss-correlation nulls and p-values."""
+    keys = (
+        "mean_coordination_null",
+        "mean_coordination_p",
+        "loss_correlation_null",
+        "loss_correlation_p",
+    )
+    if table.empty:
+        return dict.fromkeys(keys)
+    return {k: _num(pd.to_numeric(table[k], errors="coerce").mean()) for k in keys}
+
+
+def _chance_headline(table: pd.DataFrame) -> dict[str, float]:
+    """Per control, the share of (step, layer, metric) values different from chance."""
+    if table.empty:
+        return {}
+    share = table.groupby("control", sort=True)["different"].mean()
+    return {str(k): float(v) for k, v in share.items()}
 
 
 def _num(value: Any) -> float | None:
@@ -217,6 +286,7 @@ def analyze_run(
     metrics: pd.DataFrame | None = None,
     scalars: pd.DataFrame | None = None,
     probe_noise: pd.DataFrame | None = None,
+    controls: pd.DataFrame | None = None,
 ) -> RunAnalysis:
     """Run every analysis on one run's tables (nothing is written).
 
@@ -232,6 +302,10 @@ def analyze_run(
         ``analysis/probe_noise.parquet`` when it exists. The median over steps of each
         (layer, metric)'s finite values joins that series' noise floor; without it the
         floor has no probe-resampling term.
+    controls : DataFrame, optional
+        Extra chance bands (:data:`~traindyn.analysis.chance.BAND_COLUMNS`, e.g.
+        :func:`~traindyn.analysis.chance.shuffled_bands` of label-shuffled twins), used
+        with the bands of the run's ``analysis/null_controls.parquet`` when it exists.
 
     Returns
     -------
@@ -252,7 +326,7 @@ def analyze_run(
     ...     run.append_metrics([(s, "fc", "pr", 5.0 if s < 50 else 9.0) for s in range(0, 100, 2)])
     ...     run.finish()
     ...     result = analyze_run(run)
-    >>> result.surviving[["step", "delta"]].values.tolist()
+    >>> result.surviving[["step", "delta"]].round(6).values.tolist()
     [[50.0, 4.0]]
     """
     opts = options or AnalysisOptions()
@@ -273,7 +347,7 @@ def analyze_run(
         fraction=opts.stabilization_fraction,
         criterion=opts.stabilization_criterion,
     )
-    table = probe_noise if probe_noise is not None else _read_probe_noise(r)
+    table = probe_noise if probe_noise is not None else _read_table(r, PROBE_NOISE_TABLE)
     probe_floor = _probe_floor(table) if table is not None else _empty_probe_floor()
     events = detect_jumps(
         series,
@@ -285,6 +359,19 @@ def analyze_run(
         min_snr=opts.min_snr,
         probe_noise=_floor_by_series(probe_floor),
     )
+    if opts.evidence:
+        events = event_evidence(
+            series,
+            events,
+            n_surrogates=opts.n_surrogates,
+            alpha=opts.alpha,
+            min_snr=opts.min_snr,
+            window=opts.jump_window,
+            seed=opts.surrogate_seed,
+            null=opts.null,
+        )
+    else:
+        events = events.assign(survives=~events["below_floor"].astype(bool))
     types = jump_types(events, k=opts.n_jump_types)
     events = events.assign(type=types.labels)
     loss = s[s["name"] == "loss"][["step", "value"]] if len(s) else None
@@ -293,6 +380,27 @@ def analyze_run(
         percentile=opts.critical_percentile,
         coordination_threshold=opts.coordination_threshold,
         loss=loss,
+    )
+    critical_null = (
+        coordination_null(
+            series,
+            percentile=opts.critical_percentile,
+            coordination_threshold=opts.coordination_threshold,
+            loss=loss,
+            n_shuffles=opts.n_shuffles,
+            seed=opts.surrogate_seed,
+        )
+        if series
+        else pd.DataFrame(columns=list(BASELINE_COLUMNS))
+    )
+    bands = [] if controls is None else [controls]
+    stored = _read_table(r, NULL_CONTROLS_TABLE)
+    if stored is not None:
+        bands.append(chance_bands(stored))
+    chance = (
+        different_from_chance(m, pd.concat(bands, ignore_index=True))
+        if bands and len(m)
+        else pd.DataFrame(columns=list(CHANCE_COLUMNS))
     )
     temporal = temporal_distribution(
         series,
@@ -339,6 +447,8 @@ def analyze_run(
         events=events,
         event_types=types.centres,
         critical=critical,
+        critical_null=critical_null,
+        chance=chance,
         temporal=temporal,
         phases=phases,
         notes=tuple(notes),
@@ -346,11 +456,11 @@ def analyze_run(
     )
 
 
-def _read_probe_noise(run: Run) -> pd.DataFrame | None:
-    """The run's ``analysis/probe_noise.parquet``, or None when it has none."""
-    if not (run.path / ANALYSIS_DIR / f"{PROBE_NOISE_TABLE}.parquet").is_file():
+def _read_table(run: Run, name: str) -> pd.DataFrame | None:
+    """The run's ``analysis/<name>.parquet``, or None when it has none."""
+    if not (run.path / ANALYSIS_DIR / f"{name}.parquet").is_file():
         return None
-    table = run.read_analysis(PROBE_NOISE_TABLE)
+    table = run.read_analysis(name)
     return table if isinstance(table, pd.DataFrame) else None
 
 
@@ -499,6 +609,7 @@ def analyze(
     rows: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
     groups: dict[str, dict[str, tuple[pd.DataFrame, pd.DataFrame]]] = {}
+    groups_of: dict[str, tuple[str, Path]] = {}
     for outcome in _map_runs(dirs, opts, write, n_workers, on_run):
         if outcome.error is not None or outcome.result is None:
             failed[outcome.name] = outcome.error or "no result"
@@ -506,6 +617,8 @@ def analyze(
         results.append(outcome.result)
         rows.append(outcome.row)
         groups.setdefault(outcome.group, {})[str(outcome.seed)] = outcome.finals
+        groups_of[outcome.result.run_id] = (outcome.group, outcome.path)
+    results = _replicate(results, groups_of, opts, write)
     overview = pd.DataFrame(rows)
     temporal = _pooled_temporal(results)
     by_arch = _by_arch(overview)
@@ -522,6 +635,7 @@ class _Outcome:
 
     name: str
     result: RunAnalysis | None = None
+    path: Path = Path()
     row: dict[str, Any] = field(default_factory=dict)
     group: str = ""
     seed: object = None
@@ -529,13 +643,17 @@ class _Outcome:
     error: str | None = None
 
 
-def _analyze_dir(directory: Path, opts: AnalysisOptions, write: bool) -> _Outcome:
-    """Analyse (and write) one run; any failure is returned, not raised, except a bad
-    option (ConfigError), which would fail every run alike."""
+def _analyze_dir(
+    directory: Path, opts: AnalysisOptions, write: bool, others: tuple[Path, ...] = ()
+) -> _Outcome:
+    """Analyse (and write) one run, with its label-shuffled twins among ``others`` as
+    chance bands; any failure is returned, not raised, except a bad option
+    (ConfigError), which would fail every run alike."""
     run = Run(directory)
     try:
         metrics, scalars = run.metrics, run.scalars
-        result = analyze_run(run, opts, metrics=metrics, scalars=scalars)
+        bands = _twin_bands(run, directory, others)
+        result = analyze_run(run, opts, metrics=metrics, scalars=scalars, controls=bands)
         head = result.headline()
         if write:
             write_run_analysis(run, result, headline=head)
@@ -546,7 +664,46 @@ def _analyze_dir(directory: Path, opts: AnalysisOptions, write: bool) -> _Outcom
     group, seed = _seed_group(run)
     # Seed statistics use each series' final value: send back only those rows.
     finals = (_last_finite(metrics, ["layer", "metric"]), _last_finite(scalars, ["name"]))
-    return _Outcome(result.run_id, result, _overview_row(run, result, head), group, seed, finals)
+    return _Outcome(
+        result.run_id, result, directory, _overview_row(run, result, head), group, seed, finals
+    )
+
+
+def _twin_bands(run: Run, directory: Path, others: tuple[Path, ...]) -> pd.DataFrame | None:
+    """Chance bands from the run's label-shuffled twins among ``others`` (suite runs)."""
+    config = run.manifest.config
+    if not others or not isinstance(config, Mapping) or "experiment" not in config:
+        return None
+    twins = shuffled_controls(run, [d for d in others if d != directory])
+    return shuffled_bands([t.metrics for t in twins]) if twins else None
+
+
+def _replicate(
+    results: list[RunAnalysis],
+    groups_of: Mapping[str, tuple[str, Path]],
+    opts: AnalysisOptions,
+    write: bool,
+) -> list[RunAnalysis]:
+    """Add ``replicated_in`` / ``n_seeds`` to the events of runs that differ only in their
+    seed (and rewrite their ``events`` table)."""
+    members: dict[str, list[int]] = {}
+    for i, r in enumerate(results):
+        members.setdefault(groups_of[r.run_id][0], []).append(i)
+    out = list(results)
+    for indices in members.values():
+        if len(indices) < 2:
+            continue
+        total = max(results[i].total_steps for i in indices)
+        tolerance = round(opts.replication_tolerance * total)
+        replicated = replication(
+            {results[i].run_id: results[i].events for i in indices}, tolerance=tolerance
+        )
+        for i in indices:
+            r = results[i]
+            out[i] = dataclasses.replace(r, events=replicated[r.run_id])
+            if write:
+                Run(groups_of[r.run_id][1]).write_analysis("events", out[i].events)
+    return out
 
 
 def _last_finite(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -581,7 +738,7 @@ def _map_runs(
     outcomes: list[_Outcome] = []
     if n_workers == 1:
         for d in dirs:
-            outcomes.append(_analyze_dir(d, opts, write))
+            outcomes.append(_analyze_dir(d, opts, write, tuple(dirs)))
             if on_run is not None:
                 on_run(outcomes[-1].name)
         return outcomes
@@ -590,7 +747,9 @@ def _map_runs(
 
     # spawn, not fork: forking after torch has started threads can deadlock.
     with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(_analyze_dir, d, opts, write): i for i, d in enumerate(dirs)}
+        futures = {
+            pool.submit(_analyze_dir, d, opts, write, tuple(dirs)): i for i, d in enumerate(dirs)
+        }
         done: dict[int, _Outcome] = {}
         for future in as_completed(futures):
             done[futures[future]] = future.result()
@@ -611,6 +770,7 @@ def _overview_row(run: Run, result: RunAnalysis, head: Mapping[str, Any]) -> dic
         "status": run.status,
         "events": head["events"],
         "events_above_floor": head["events_above_floor"],
+        "events_surviving": head["events_surviving"],
     }
     for window in result.options.temporal_names:
         row[f"share_{window}"] = head["change_share"].get(window)

@@ -1,17 +1,23 @@
 """Jumps: change points in metric trajectories, each judged against the noise floor.
 
-Two detectors find candidate events in a :class:`~traindyn.analysis.trajectories.Series`:
+Three detectors find candidate events in a :class:`~traindyn.analysis.trajectories.Series`:
 
+* ``"scan"``: the peaks of the studentised level shift and slope change over every
+  position (:func:`scan_peaks`), the statistic the evidence of
+  :mod:`traindyn.analysis.evidence` tests: blind to linear trends, so steps against a
+  drift are proposed as readily as steps along it (``traindyn analyze``'s default).
 * ``"zscore"``, seed 001's detector: first differences whose z-score exceeds 2. On any
   noisy trajectory about 5% of the samples exceed it, which is how seed 002 "found"
   2,991 jumps of 1e-11: kept for comparison, not as a default.
-* ``"pelt"`` (default): exact penalised least-squares segmentation (PELT, Killick et al.
+* ``"pelt"``: exact penalised least-squares segmentation (PELT, Killick et al.
   2012, with ruptures' ``"l2"`` cost) with the penalty ``penalty_scale * sigma^2 *
-  log(n)`` from the trajectory's robust noise estimate (:func:`trajectory_noise`).
+  log(n)`` from the trajectory's robust sample-to-sample noise
+  (:func:`~traindyn.analysis.noise.trajectory_noise`).
 
 Whatever found it, every event is measured the same way: the level shift at the event is
-the gap between straight lines fitted to the samples on each side (so a smooth drift,
-which PELT cuts into stairs, has shifts near zero), and that shift is divided by the
+the gap between straight lines fitted to the samples on each side, by generalised least
+squares under the trajectory's AR(1) noise (so a smooth drift, which PELT cuts into
+stairs, has shifts near zero), and that shift is divided by the
 noise floor (:mod:`traindyn.analysis.noise`). Events whose ratio is below ``min_snr`` are
 flagged ``below_floor`` and left out of :func:`jump_types` by default.
 """
@@ -27,7 +33,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from traindyn._validation import check_in, check_positive
-from traindyn.analysis.noise import FLOAT32_EPS, quantum, trajectory_noise
+from traindyn.analysis.level_shift import apply_weights, ar1_variance, shift_weights
+from traindyn.analysis.noise import AR1, FLOAT32_EPS, ar1_noise, quantum, trajectory_noise
 from traindyn.analysis.trajectories import Series
 from traindyn.exceptions import ConfigError
 
@@ -39,11 +46,12 @@ __all__ = [
     "detect_jumps",
     "jump_types",
     "pelt",
+    "scan_peaks",
     "zscore_events",
 ]
 
-Detector = Literal["pelt", "zscore"]
-DETECTORS: tuple[Detector, ...] = ("pelt", "zscore")
+Detector = Literal["scan", "pelt", "zscore"]
+DETECTORS: tuple[Detector, ...] = ("scan", "pelt", "zscore")
 
 EVENT_COLUMNS = [
     "layer",
@@ -58,6 +66,7 @@ EVENT_COLUMNS = [
     "magnitude",
     "speed",
     "noise_sd",
+    "noise_phi",
     "shift_se",
     "probe_noise",
     "precision",
@@ -100,6 +109,68 @@ def zscore_events(values: NDArray[np.float64], *, threshold: float = 2.0) -> NDA
         return np.zeros(0, dtype=np.int64)
     z = (d - d.mean()) / sd
     return (np.flatnonzero(np.abs(z) > threshold) + 1).astype(np.int64)
+
+
+def scan_peaks(series: Series, *, window: int = 8, threshold: float = 3.0) -> NDArray[np.int64]:
+    """Where the studentised level shift or slope change peaks above ``threshold``.
+
+    At every position the level shift and the slope change between lines fitted to the
+    ``window`` samples on each side are estimated by generalised least squares under the
+    trajectory's robust AR(1) noise model (:func:`~traindyn.analysis.level_shift.
+    shift_weights`, :func:`~traindyn.analysis.noise.ar1_noise`) and divided by their
+    exact standard errors. Candidates are the positions where either ratio exceeds
+    ``threshold`` and is the largest within ``window // 2`` samples. Both statistics are
+    blind to a linear trend, so, unlike a piecewise-constant segmentation, a step
+    against a drift is proposed as readily as one along it.
+
+    Parameters
+    ----------
+    series : Series
+    window : int
+        Samples on each side.
+    threshold : float
+        Smallest studentised statistic proposed (the evidence decides; 3 proposes a few
+        candidates per 400 samples of pure noise).
+
+    Returns
+    -------
+    ndarray of int64
+        Indices ``i`` in 1..n-1 (the change from sample ``i - 1`` to ``i``), ascending.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> t = np.arange(200)
+    >>> v = -0.05 * t + np.where(t >= 120, 1.0, 0.0) + rng.normal(0, 0.05, 200)
+    >>> peaks = scan_peaks(Series("fc", "pr", t, v))  # the step, and its slope echoes
+    >>> 120 in peaks.tolist(), len(peaks) <= 3
+    (True, True)
+    """
+    n = len(series)
+    if n < 4:
+        return np.zeros(0, dtype=np.int64)
+    noise = ar1_noise(series.values)
+    if noise.sd == 0.0:
+        # Noiseless: propose every position whose shift exceeds float32 precision.
+        noise = AR1(0.0, max(FLOAT32_EPS * float(np.abs(series.values).max()), 1e-300))
+    x = (series.steps - series.steps[0]).astype(np.float64)
+    idx = np.arange(1, n, dtype=np.int64)
+    w = shift_weights(x, idx, window, phi=noise.phi)
+    half = max(window // 2, 1)
+    found = []
+    # Peaks of each statistic separately: a step makes the slope-change statistic peak a
+    # few samples to either side, which must not hide the step's own peak.
+    for weights, usable in ((w.delta, np.ones(n - 1, dtype=bool)), (w.slope_change, w.slopes)):
+        value = np.abs(apply_weights(weights, w.start, series.values))
+        se = noise.sd * np.sqrt(ar1_variance(weights, noise.phi))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stat = np.where(usable & (se > 0), value / se, 0.0)
+        padded = np.pad(stat, half, constant_values=-np.inf)
+        local_max = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1).max(axis=1)
+        peaks = np.flatnonzero((stat >= threshold) & (stat >= local_max))
+        # Equal neighbours (a plateau of the statistic) keep their first position.
+        found.append(peaks[np.r_[True, np.diff(peaks) > half]] if len(peaks) else peaks)
+    return idx[np.unique(np.concatenate(found))]
 
 
 def pelt(values: NDArray[np.float64], *, penalty: float, min_size: int = 2) -> NDArray[np.int64]:
@@ -207,6 +278,7 @@ class _Options:
     min_size: int
     window: int
     min_snr: float
+    scan_threshold: float
 
 
 def detect_jumps(
@@ -220,6 +292,7 @@ def detect_jumps(
     window: int = 8,
     min_snr: float = 4.0,
     probe_noise: Mapping[tuple[str, str], float] | None = None,
+    scan_threshold: float = 3.0,
 ) -> pd.DataFrame:
     """Find jumps in every series and measure each against the noise floor.
 
@@ -229,7 +302,7 @@ def detect_jumps(
         From :func:`~traindyn.analysis.trajectories.series_of`.
     total_steps : int
         Length of training; ``phase = step / total_steps``.
-    detector : {"pelt", "zscore"}
+    detector : {"scan", "pelt", "zscore"}
         See the module docstring.
     threshold : float
         ``|z|`` threshold of the z-score detector (seed 001: 2.0).
@@ -249,6 +322,9 @@ def detect_jumps(
     probe_noise : mapping of (layer, metric) to float, optional
         The metric's spread across resampled probe sets
         (:func:`~traindyn.analysis.noise.half_sample_noise`), which joins the floor.
+    scan_threshold : float
+        Smallest studentised statistic the ``"scan"`` detector proposes
+        (:func:`scan_peaks`).
 
     Returns
     -------
@@ -260,8 +336,10 @@ def detect_jumps(
         * ``level_before``, ``level_after``: the two side fits evaluated midway between
           ``prev_step`` and ``step``; ``delta`` their difference; ``magnitude = |delta|``;
           ``speed = magnitude / (step - prev_step)`` (units per training step);
-        * ``noise_sd``: robust sd of the trajectory's noise; ``shift_se``: standard error
-          of ``delta`` under that noise; ``probe_noise`` (NaN if not given);
+        * ``noise_sd``, ``noise_phi``: marginal sd and lag-1 autocorrelation of the
+          trajectory's robust AR(1) noise model
+          (:func:`~traindyn.analysis.noise.ar1_noise`); ``shift_se``: exact standard
+          error of ``delta`` under that noise; ``probe_noise`` (NaN if not given);
           ``precision``: float32 ulp of the level; ``quantum``: 1 for integer-valued
           metrics, else 0;
         * ``noise_floor``: the largest of shift_se, probe_noise, precision and quantum;
@@ -295,12 +373,16 @@ def detect_jumps(
     for name, count in (("min_size", min_size), ("window", window)):
         if count < 1:
             raise ConfigError(f"{name} must be an integer >= 1; got {count!r}.")
-    opts = _Options(detector, threshold, penalty_scale, min_size, window, min_snr)
-    sigmas = [trajectory_noise(s.values) for s in series]
-    found = _candidates(series, sigmas, opts)
+    check_positive(scan_threshold, name="scan_threshold")
+    opts = _Options(detector, threshold, penalty_scale, min_size, window, min_snr, scan_threshold)
+    noises = [ar1_noise(s.values) for s in series]
+    # PELT's penalty uses the sample-to-sample (white) noise: with the AR(1) marginal sd,
+    # slow wander would raise it so far that sharp steps in real runs go unproposed.
+    # Candidates are cheap; the floor and the evidence judge them.
+    found = _candidates(series, [trajectory_noise(s.values) for s in series], opts)
     frames = [
-        _measure(s, idx, sigma, total_steps, opts, (probe_noise or {}).get((s.layer, s.metric)))
-        for s, idx, sigma in zip(series, found, sigmas, strict=True)
+        _measure(s, idx, noise, total_steps, opts, (probe_noise or {}).get((s.layer, s.metric)))
+        for s, idx, noise in zip(series, found, noises, strict=True)
         if len(idx)
     ]
     if not frames:
@@ -328,6 +410,8 @@ def _candidates(
     series: Sequence[Series], sigmas: list[float], opts: _Options
 ) -> list[NDArray[np.int64]]:
     """Event indices per series from the chosen detector."""
+    if opts.detector == "scan":
+        return [scan_peaks(s, window=opts.window, threshold=opts.scan_threshold) for s in series]
     if opts.detector == "zscore":
         return [zscore_events(s.values, threshold=opts.threshold) for s in series]
     found: list[NDArray[np.int64]] = [np.zeros(0, dtype=np.int64)] * len(series)
@@ -361,7 +445,7 @@ def _candidates(
 def _measure(
     s: Series,
     idx: NDArray[np.int64],
-    sigma: float,
+    noise: AR1,
     total_steps: int,
     opts: _Options,
     probe_sd: float | None,
@@ -374,10 +458,14 @@ def _measure(
     # stairs a few samples apart, and only lines fitted across the neighbours see that
     # the stairs join up. (Two real steps closer than `window` blur each other.)
     x = (s.steps - s.steps[0]).astype(np.float64)
-    before, after, var_b, var_a = _level_shift(idx, x, y, opts.window)
+    w = shift_weights(x, idx, opts.window, phi=noise.phi)
+    before = apply_weights(w.before, w.start, y)
+    after = apply_weights(w.after, w.start, y)
     delta = after - before
     magnitude = np.abs(delta)
-    shift_se = sigma * np.sqrt(var_b + var_a)
+    # Exact standard error of the shift under the trajectory's AR(1) noise: correlated
+    # noise makes side means far less certain than white noise of the same sd.
+    shift_se = noise.sd * np.sqrt(ar1_variance(w.delta, noise.phi))
     precision = FLOAT32_EPS * np.maximum(np.abs(before), np.abs(after))
     q = quantum(y)
     probe = np.nan if probe_sd is None else float(probe_sd)
@@ -407,7 +495,8 @@ def _measure(
         "delta": delta,
         "magnitude": magnitude,
         "speed": magnitude / (step - prev),
-        "noise_sd": np.full(k, sigma),
+        "noise_sd": np.full(k, noise.sd),
+        "noise_phi": np.full(k, noise.phi),
         "shift_se": shift_se,
         "probe_noise": np.full(k, probe),
         "precision": precision,
@@ -417,63 +506,6 @@ def _measure(
         "precision_ratio": precision_ratio,
         "below_floor": snr < opts.min_snr,
     }
-
-
-def _side_stats(
-    a: NDArray[np.int64],
-    b: NDArray[np.int64],
-    cx: NDArray[np.float64],
-    cxx: NDArray[np.float64],
-    cy: NDArray[np.float64],
-    cxy: NDArray[np.float64],
-) -> tuple[NDArray[np.float64], ...]:
-    """Count, means, centred Sxx and least-squares slope of samples ``a..b-1``."""
-    m = (b - a).astype(np.float64)
-    sx = cx[b] - cx[a]
-    mean_x = sx / m
-    mean_y = (cy[b] - cy[a]) / m
-    sxx_c = (cxx[b] - cxx[a]) - sx * mean_x
-    sxy_c = (cxy[b] - cxy[a]) - sx * mean_y
-    fit = (m >= 3) & (sxx_c > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope = np.where(fit, sxy_c / sxx_c, 0.0)
-    return m, mean_x, mean_y, np.where(fit, sxx_c, np.nan), slope
-
-
-def _level_shift(
-    idx: NDArray[np.int64],
-    x: NDArray[np.float64],
-    y: NDArray[np.float64],
-    window: int,
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """Values at the event of the lines fitted on each side, and their variances in units
-    of the noise variance (Guts of :func:`detect_jumps`; no validation).
-
-    A side with fewer than 3 samples (at either end of a series) borrows the other
-    side's slope, so a drift reaching the edge does not read as a step; when neither
-    side can fit a line, the side means are compared.
-    """
-    n = len(x)
-    cx, cxx = np.r_[0.0, np.cumsum(x)], np.r_[0.0, np.cumsum(x * x)]
-    cy, cxy = np.r_[0.0, np.cumsum(y)], np.r_[0.0, np.cumsum(x * y)]
-    x0 = (x[idx - 1] + x[idx]) / 2
-    m_b, mx_b, my_b, sxx_b, slope_b = _side_stats(
-        np.maximum(0, idx - window), idx, cx, cxx, cy, cxy
-    )
-    m_a, mx_a, my_a, sxx_a, slope_a = _side_stats(
-        idx, np.minimum(n, idx + window), cx, cxx, cy, cxy
-    )
-    fit_b, fit_a = np.isfinite(sxx_b), np.isfinite(sxx_a)
-    # Slope and Sxx used on each side: its own, else the other side's, else none.
-    use_slope_b = np.where(fit_b, slope_b, np.where(fit_a, slope_a, 0.0))
-    use_slope_a = np.where(fit_a, slope_a, np.where(fit_b, slope_b, 0.0))
-    use_sxx_b = np.where(fit_b, sxx_b, np.where(fit_a, sxx_a, np.inf))
-    use_sxx_a = np.where(fit_a, sxx_a, np.where(fit_b, sxx_b, np.inf))
-    before = my_b + use_slope_b * (x0 - mx_b)
-    after = my_a + use_slope_a * (x0 - mx_a)
-    var_b = 1.0 / m_b + (x0 - mx_b) ** 2 / use_sxx_b
-    var_a = 1.0 / m_a + (x0 - mx_a) ** 2 / use_sxx_a
-    return before, after, var_b, var_a
 
 
 @dataclass(frozen=True)
@@ -507,8 +539,10 @@ def jump_types(
     """Group events into ``k`` types with k-means (seed 001: k=5 on magnitude, speed and
     phase, standardised).
 
-    Events below the noise floor are left out by default: clustering noise exceedances
-    yields "types" of noise (seed 002). With fewer distinct events than ``k``, ``k`` is
+    Only surviving events (the ``survives`` column of
+    :func:`~traindyn.analysis.evidence.event_evidence`; without it, events above the
+    noise floor) are clustered by default: clustering noise exceedances yields "types"
+    of noise (seed 002). With fewer distinct events than ``k``, ``k`` is
     reduced to their number.
 
     Parameters
@@ -555,7 +589,9 @@ def jump_types(
     labels = np.full(len(events), -1, dtype=np.int64)
     columns = ["type", "n", *features]
     use = np.ones(len(events), dtype=bool)
-    if not include_below_floor and "below_floor" in events.columns:
+    if not include_below_floor and "survives" in events.columns:
+        use = events["survives"].to_numpy(dtype=bool)
+    elif not include_below_floor and "below_floor" in events.columns:
         use = ~events["below_floor"].to_numpy(dtype=bool)
     X = events.loc[use, list(features)].to_numpy(dtype=np.float64)
     finite = np.isfinite(X).all(axis=1) if len(X) else np.zeros(0, dtype=bool)

@@ -20,17 +20,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
+from scipy.ndimage import median_filter
 
 from traindyn._validation import Array, as_2d_float, check_min_samples
 from traindyn.exceptions import ConfigError, MetricError
 from traindyn.metrics import DEFAULT_METRICS, get_metric, measure
 
 __all__ = [
+    "AR1",
     "FLOAT32_EPS",
+    "ar1_noise",
+    "ar1_noise_rows",
     "half_sample_noise",
     "half_sample_spread",
     "precision_floor",
@@ -86,6 +91,119 @@ def trajectory_noise(values: NDArray[np.float64]) -> float:
     d = np.diff(values)
     mad = float(np.median(np.abs(d - np.median(d))))
     return float(_MAD_TO_SD * mad / np.sqrt(2.0))
+
+
+@dataclass(frozen=True)
+class AR1:
+    """A trajectory's noise as a stationary AR(1) process, ``e_t = phi e_{t-1} + u_t``.
+
+    Attributes
+    ----------
+    phi : float
+        Lag-1 autocorrelation of the noise, in [0, :data:`MAX_PHI`] (0: white).
+    sd : float
+        Marginal standard deviation of ``e_t`` (not of the innovations ``u_t``), in the
+        metric's units.
+    """
+
+    phi: float
+    sd: float
+
+
+MAX_PHI = 0.98
+"""Largest autocorrelation :func:`ar1_noise` reports: beyond it the noise is a random walk,
+whose marginal sd is undefined and in which no step is detectable anyway."""
+
+
+def ar1_noise(values: NDArray[np.float64]) -> AR1:
+    """Robust AR(1) model of a trajectory's noise, from its first differences.
+
+    For ``v = smooth trend + e`` with AR(1) noise ``e`` (autocorrelation ``phi``,
+    marginal sd ``s``), the first differences ``d`` carry the noise with variance
+    ``2 s^2 (1 - phi)`` and lag-1 autocorrelation ``-(1 - phi) / 2``, plus the trend's
+    local slope, which a running median of 21 differences estimates and removes (a fast
+    early decay or a kink would otherwise read as strongly autocorrelated noise; a jump
+    is one outlying difference, which the median ignores). Both are then estimated
+    robustly: the scale as ``S = 1.4826 * MAD(d)``, ``rho`` as the lag-1
+    autocorrelation of the differences winsorised at ``3 S`` (Huber's clipping; bounded
+    influence of a jump). Then ``phi = 1 + 2 rho``, clipped to [0, MAX_PHI], and
+    ``s = S / sqrt(2 (1 - phi))``.
+
+    The estimate errs high, which errs towards fewer events: negative autocorrelation is
+    read as white, and removing the local slope adds about +0.1 to phi on white noise
+    (measured: 0.10 at phi = 0, 0.69 at 0.6, 0.91 at 0.9; sd about 0.08 at n = 400).
+    The surrogate nulls of :mod:`traindyn.analysis.evidence` re-estimate it on every
+    surrogate, so their p-values carry the same bias on both sides.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n,)
+        Finite values in step order.
+
+    Returns
+    -------
+    AR1
+        ``AR1(0.0, 0.0)`` for fewer than 8 values or a trajectory whose differences have
+        a MAD of 0 (see :func:`trajectory_noise`).
+
+    References
+    ----------
+    Huber, P. J. (1964). Robust estimation of a location parameter. Ann. Math. Stat. 35.
+    Box, G. E. P., & Jenkins, G. M. (1976). Time Series Analysis (the AR(1) model and
+    the autocorrelation of its differences).
+
+    Examples
+    --------
+    White noise has (almost) no autocorrelation; AR(1) noise with phi = 0.8 is recognised:
+
+    >>> rng = np.random.default_rng(0)
+    >>> white = ar1_noise(rng.normal(0, 2.0, 4000))
+    >>> round(white.sd, 1), bool(white.phi < 0.15)
+    (2.0, True)
+    >>> e = np.zeros(4000)
+    >>> for t in range(1, 4000):
+    ...     e[t] = 0.8 * e[t - 1] + rng.normal(0, 0.6)
+    >>> noise = ar1_noise(e)
+    >>> round(noise.phi, 1), bool(abs(noise.sd - 1.0) < 0.15)  # marginal sd 0.6 / 0.6
+    (0.8, True)
+    """
+    phi, sd = ar1_noise_rows(np.asarray(values, dtype=np.float64)[None, :])
+    return AR1(float(phi[0]), float(sd[0]))
+
+
+def ar1_noise_rows(
+    Y: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """:func:`ar1_noise` of every row of ``Y`` (m, n) at once: ``(phi, sd)``, each (m,).
+
+    The same estimator, vectorised (surrogate nulls re-estimate the noise of thousands of
+    trajectories). Guts; no validation.
+    """
+    m, n = Y.shape
+    if n < _MIN_NOISE_SAMPLES:
+        return np.zeros(m), np.zeros(m)
+    d = np.diff(Y, axis=1)
+    # The local slope of the trend, a running median of the differences, comes off
+    # first: a trend whose slope changes (a fast early decay, a kink) would otherwise
+    # read as strongly autocorrelated noise.
+    d = d - median_filter(d, size=(1, 2 * _SLOPE_HALF_WIDTH + 1), mode="nearest")
+    d = d - np.median(d, axis=1, keepdims=True)
+    scale = _MAD_TO_SD * np.median(np.abs(d), axis=1)
+    ok = scale > 0
+    safe = np.where(ok, scale, 1.0)[:, None]
+    a = np.clip(d / safe, -_CLIP, _CLIP)
+    a = a - a.mean(axis=1, keepdims=True)
+    num = (a[:, 1:] * a[:, :-1]).sum(axis=1)
+    den = (a * a).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+    phi = np.clip(1.0 + 2.0 * rho, 0.0, MAX_PHI)
+    sd = scale / np.sqrt(2.0 * (1.0 - phi))
+    return np.where(ok, phi, 0.0), np.where(ok, sd, 0.0)
+
+
+_CLIP = 3.0  # winsorise differences at 3 robust sd: a jump cannot dominate the autocorrelation
+_SLOPE_HALF_WIDTH = 10  # samples each side of the running median that tracks the local slope
 
 
 def precision_floor(level: NDArray[np.float64] | float) -> NDArray[np.float64] | float:

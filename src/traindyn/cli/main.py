@@ -148,8 +148,9 @@ def suites() -> None:
 def analyze(
     path: Annotated[Path, typer.Argument(help="A run directory or a directory of runs.")],
     detector: Annotated[
-        str, typer.Option(help="Jump detector: pelt (default) or zscore (seed 001's).")
-    ] = "pelt",
+        str,
+        typer.Option(help="Candidate detector: scan (default), pelt, or zscore (seed 001's)."),
+    ] = "scan",
     min_snr: Annotated[
         float, typer.Option(help="Events below this multiple of the noise floor are noise.")
     ] = 4.0,
@@ -170,6 +171,15 @@ def analyze(
             "--probe-noise",
             help="First measure each metric's spread across probe sets at every checkpoint "
             "(suite runs) and add it to the noise floor.",
+        ),
+    ] = False,
+    controls: Annotated[
+        bool,
+        typer.Option(
+            "--controls",
+            help="First measure null controls on each suite run's probe (5 random "
+            "initialisations; a Gaussian cloud with each representation's covariance at "
+            "every checkpoint) and add a different-from-chance table.",
         ),
     ] = False,
     checkpoints: Annotated[
@@ -197,6 +207,7 @@ def analyze(
     Example: traindyn analyze runs/quick-20261122-031500
              traindyn analyze runs/x/mlp_medium_digits_s0 --detector zscore
              traindyn analyze runs/x --probe-noise --checkpoints
+             traindyn analyze runs/x --controls        (random-init and Gaussian bands)
     """
     from rich.progress import Progress
 
@@ -216,15 +227,17 @@ def analyze(
     )
     from traindyn.store.run import find_run_dirs
 
-    if (probe_noise or checkpoints) and not write:
+    if (probe_noise or checkpoints or controls) and not write:
         raise ConfigError(
-            "--no-write cannot be combined with --probe-noise or --checkpoints, which write "
-            "their tables to each run's analysis/; drop --no-write."
+            "--no-write cannot be combined with --probe-noise, --checkpoints or --controls, "
+            "which write their tables to each run's analysis/; drop --no-write."
         )
     single = (path / "run.json").is_file()
     dirs = [path] if single else find_run_dirs(path) if path.is_dir() else []
     if probe_noise or checkpoints:
         _measure_run_checkpoints(dirs, noise=probe_noise, compare=checkpoints, progress=progress)
+    if controls:
+        _measure_controls(dirs, progress=progress)
     n = len(dirs)
     with Progress(console=err_console, disable=not progress or n <= 1, transient=True) as bar:
         task = bar.add_task("analysing", total=n)
@@ -287,6 +300,56 @@ def _measure_run_checkpoints(
         console.print(escape(line), highlight=False, soft_wrap=True)
     for line in skipped:
         err_console.print(f"[yellow]skipped[/] {escape(line)}", highlight=False, soft_wrap=True)
+
+
+_CONTROL_SEED = 1000  # random-init draws never repeat a suite run's own seed (0, 1, 2, ...)
+
+
+def _measure_controls(dirs: list[Path], *, progress: bool) -> None:
+    """``analyze --controls``: null controls of each suite run, written to its
+    ``analysis/null_controls.parquet``; one line per run done or skipped, with the reason.
+    Runs that are themselves label-shuffled controls are skipped."""
+    from rich.markup import escape
+    from rich.progress import Progress
+
+    from traindyn.capture import null_controls
+    from traindyn.experiments.rebuild import rebuild
+    from traindyn.store import open_run
+
+    with Progress(console=err_console, disable=not progress, transient=True) as bar:
+        task = bar.add_task("measuring null controls", total=len(dirs))
+        for d in dirs:
+            run = open_run(d)
+            bar.update(task, description=f"controls of {run.id}")
+            try:
+                rebuilt = rebuild(run)
+                if rebuilt.spec.shuffle_labels or rebuilt.spec.dataset.endswith("_shuffled"):
+                    raise ConfigError("a label-shuffled control itself")
+                tracking = rebuilt.spec.tracking
+                if tracking.mode != "probe":
+                    raise ConfigError("tracked on training batches, not on a fixed probe")
+                table = null_controls(
+                    run,
+                    rebuilt.model,
+                    rebuilt.probe,
+                    init=rebuilt.initial_model,
+                    controls=("random_init", "gaussian") if run.checkpoints() else "random_init",
+                    seed=_CONTROL_SEED,
+                    layers=tracking.layers,
+                    metrics=tracking.metrics,
+                    reduce=tracking.reduce,
+                )
+                run.write_analysis("null_controls", table)
+                console.print(
+                    f"{escape(run.id)}: {len(table)} null-control values", highlight=False
+                )
+            except Exception as exc:  # one run must not stop a suite's analysis
+                err_console.print(
+                    f"[yellow]skipped[/] {escape(run.id)}: no controls ({escape(str(exc))})",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            bar.advance(task)
 
 
 def _measure_one_run(
@@ -369,9 +432,10 @@ def _cka_line(comparison: Any) -> str:
 def _print_run_analysis(result: Any) -> None:
     head = result.headline()
     console.print(
-        f"[bold]{result.run_id}[/]: {head['n_series']} series, {head['events_above_floor']} "
-        f"of {head['events']} candidate events above the noise floor "
-        f"(x{result.options.min_snr}), {head['event_types']} event types"
+        f"[bold]{result.run_id}[/]: {head['n_series']} series, {head['events']} candidate "
+        f"events, {head['events_above_floor']} above the noise floor "
+        f"(x{result.options.min_snr}), [bold]{head['events_surviving']} surviving[/] "
+        f"(not drift, BH q <= {result.options.alpha}), {head['event_types']} event types"
     )
     shares = ", ".join(f"{w} {_pct(v)}" for w, v in head["change_share"].items())
     console.print(f"Share of change: {shares}")
@@ -381,15 +445,30 @@ def _print_run_analysis(result: Any) -> None:
         order.add_row(str(r.metric), str(r.n_layers), _fmt(r.rho), label)
     console.print(order)
     crit = Table(
-        "metric", "periods", "mean coord.", "max coord.", "loss falling", title="Critical periods"
+        "metric",
+        "periods",
+        "mean coord. (chance, p)",
+        "max coord.",
+        "loss falling (chance, p)",
+        title="Critical periods, against independent layers shifted at random",
     )
+    null = result.critical_null.set_index("metric") if len(result.critical_null) else None
     for r in result.critical.summary.itertuples():
+        row = null.loc[r.metric] if null is not None and r.metric in null.index else None
+
+        def vs(observed: Any, key: str, pct: bool = False, row: Any = row) -> str:
+            shown = _pct(observed) if pct else _fmt(observed)
+            if row is None:
+                return shown
+            chance = _pct(row[f"{key}_null"]) if pct else _fmt(row[f"{key}_null"])
+            return f"{shown} ({chance}, p={_fmt(row[f'{key}_p'])})"
+
         crit.add_row(
             str(r.metric),
             str(r.n_periods),
-            _fmt(r.mean_coordination),
+            vs(r.mean_coordination, "mean_coordination"),
             _fmt(r.max_coordination),
-            _pct(r.loss_correlation),
+            vs(r.loss_correlation, "loss_correlation", pct=True),
         )
     console.print(crit)
     phases = result.phases
@@ -411,11 +490,31 @@ def _print_run_analysis(result: Any) -> None:
     top = result.surviving.sort_values("snr", ascending=False).head(10)
     if len(top):
         events = Table(
-            "layer", "metric", "step", "delta", "x floor", title="Strongest events above the floor"
+            "layer",
+            "metric",
+            "step",
+            "shape",
+            "delta",
+            "x floor",
+            "q",
+            *(["seeds"] if "replicated_in" in top else []),
+            title="Strongest surviving events",
         )
         for r in top.itertuples():
-            events.add_row(str(r.layer), str(r.metric), str(r.step), _fmt(r.delta), _fmt(r.snr))
+            seeds = [f"{r.replicated_in}/{r.n_seeds}"] if "replicated_in" in top else []
+            events.add_row(
+                str(r.layer),
+                str(r.metric),
+                str(r.location),
+                str(r.shape),
+                _fmt(r.delta),
+                _fmt(r.snr),
+                f"{r.q_value:.1e}",
+                *seeds,
+            )
         console.print(events)
+    for control, share in head.get("different_from_chance", {}).items():
+        console.print(f"Different from chance ({control}): {_pct(share)} of tracked values")
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
 
@@ -427,6 +526,7 @@ def _print_directory_analysis(result: Any) -> None:
     windows = [c for c in overview.columns if c.startswith("share_")]
     table = Table(
         "run",
+        "surviving",
         "events ≥ floor",
         *[c.removeprefix("share_") for c in windows],
         "mean coord.",
@@ -436,6 +536,7 @@ def _print_directory_analysis(result: Any) -> None:
     for r in overview.to_dict("records"):
         table.add_row(
             str(r["run"]),
+            str(r.get("events_surviving", "-")),
             f"{r['events_above_floor']}/{r['events']}",
             *[_pct(r[c]) for c in windows],
             _fmt(r["mean_coordination"]),
@@ -534,6 +635,124 @@ def ls(
             str(row["created_at"]),
         )
     console.print(table)
+
+
+@app.command()
+@_friendly
+def validate(
+    detector: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A built-in detector (repeatable): evidence, pelt, pelt-raw, zscore, "
+            "zscore-floor, or default (the best built-in). Default: every built-in."
+        ),
+    ] = None,
+    repeats: Annotated[int, typer.Option(help="Random realisations of each fixture family.")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the fixtures (same seed, same table).")] = 0,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--run",
+            help="Also plant steps of 6, 8 and 10 noise sd in three long trajectories of "
+            "this run (its own changes are not counted as false positives).",
+        ),
+    ] = None,
+    tolerance: Annotated[
+        int, typer.Option(help="Samples between a detection and a true change that still hit.")
+    ] = 3,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Save scores, verdicts and rule as JSON.")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Score the jump detectors on fixtures with known answers and give each a verdict.
+
+    Fixtures (400 samples, sizes in noise sd): single and multiple steps of 6-10 sd and a
+    slope change (positives); white, AR(1) phi 0.6 and 0.9, Student-t noise and smooth
+    drifts (nulls). A detection within --tolerance samples of a true change is a hit.
+    FP/1000 is false positives per 1000 samples. A FAIL is a finding, not an error: the
+    exit code is 0.
+
+    Example: traindyn validate
+             traindyn validate --detector default --detector zscore --repeats 50
+             traindyn validate --run runs/x/mlp_medium_digits_s0 --json validate.json
+    """
+    import json
+
+    from rich.progress import Progress
+
+    from traindyn.analysis.harness import (
+        DEFAULT_DETECTOR,
+        builtin_detectors,
+        builtin_fixtures,
+        evaluate,
+        fixtures_from_run,
+        get_detector,
+    )
+
+    names = list(dict.fromkeys(detector)) if detector else list(builtin_detectors())
+    chosen = {name: get_detector(name) for name in names}
+    fixtures = builtin_fixtures(n_repeats=repeats, seed=seed)
+    if run_dir is not None:
+        fixtures += fixtures_from_run(run_dir, n_repeats=repeats, seed=seed)
+    with Progress(console=err_console, disable=not progress, transient=True) as bar:
+        task = bar.add_task("scoring detectors", total=len(chosen) * len(fixtures))
+        result = evaluate(
+            chosen,
+            fixtures,
+            tolerance=tolerance,
+            on_fixture=lambda name, _: bar.update(task, advance=1, description=name),
+        )
+    rule = result.rule
+
+    def cell(value: float, bad: bool) -> str:
+        text = _fmt(value)
+        return f"[red]{text}[/]" if bad else text
+
+    table = Table(
+        title=f"Detector validation: {len(fixtures)} fixtures, tolerance {tolerance} samples",
+        caption="* reported, not in the verdict. FP/1000: false positives per 1000 samples.",
+    )
+    table.add_column("detector", no_wrap=True)
+    table.add_column("family", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    for column in ("recall", "precision", "FP/1000", "hits/true", "errors"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for i, name in enumerate(chosen):
+        if i:
+            table.add_section()
+        rows = result.scores[result.scores["detector"] == name].to_dict("records")
+        for j, r in enumerate(rows):
+            judged = r["family"] not in rule.exempt
+            positive = r["kind"] == "positive"
+            table.add_row(
+                name if j == 0 else "",
+                str(r["family"]) + ("" if judged else " *"),
+                "pos" if positive else "null",
+                cell(r["recall"], positive and judged and not r["recall"] >= rule.min_recall),
+                _fmt(r["precision"]),
+                cell(
+                    r["false_positives_per_1000"],
+                    not positive and not r["false_positives_per_1000"] <= rule.max_fp_per_1000,
+                ),
+                f"{r['hits']}/{r['n_true']}" if positive else "-",
+                f"[red]{r['n_errors']}[/]" if r["n_errors"] else "0",
+            )
+    console.print(table)
+    for v in result.verdicts:
+        colour = "green" if v.passed else "red"
+        console.print(
+            f"[bold {colour}]{v.label}[/] {v.detector}"
+            + (f": {'; '.join(v.reasons)}" if v.reasons else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(f"Rule: {result.rule_text}", highlight=False, soft_wrap=True)
+    console.print(f"'default' is {DEFAULT_DETECTOR}.", highlight=False)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        console.print(f"Scores written to {json_path}")
 
 
 @checkpoint_app.command("inspect")
