@@ -178,9 +178,13 @@ def test_evidence_columns_and_survival_rule() -> None:
     assert (kept["q_value"] <= 0.05).all() and (kept["snr"] >= 4).all()
     # q-values are BH-adjusted p-values: never below the p-value, same order.
     assert (out["q_value"] >= out["p_value"] - 1e-15).all()
-    # p_block is drawn only where p_ar1 <= alpha; elsewhere p_value is p_ar1.
-    assert out.loc[out["p_ar1"] > 0.05, "p_block"].isna().all()
+    # By default the block null checks the survivors only, and p_value is p_ar1.
+    assert kept["p_block"].notna().all() and (kept["p_block"] <= 0.05).all()
+    assert out.loc[out["q_value"] > 0.05, "p_block"].isna().all()
+    assert (out["p_value"] == out["p_ar1"]).all()
+    # With null="both" it decides wherever p_ar1 <= alpha.
     both = event_evidence([real, quiet], events, n_surrogates=199, null="both")
+    assert both.loc[both["p_ar1"] <= 0.05, "p_block"].notna().all()
     assert (both["p_value"] >= out["p_value"]).all()
 
 

@@ -581,8 +581,9 @@ def analyze(
         Called with each run id after it is analysed (progress bars).
     workers : int or None
         Processes analysing runs in parallel (a spawn pool: each worker imports traindyn,
-        about 3.7 s on 2 cores, against ~0.17 s per run). None: one per core from 200
-        runs on, else 1. Results do not depend on it.
+        about 3.7 s on 2 cores, against ~1.6 s per run with the surrogate evidence and
+        ~0.17 s without). None: one per core from 8 runs on (200 with
+        ``evidence=False``), else 1. Results do not depend on it.
 
     Returns
     -------
@@ -604,7 +605,7 @@ def analyze(
             f"{root} holds no run (no run.json at any depth); run `traindyn ls {root}` to check."
         )
     opts = options or AnalysisOptions()
-    n_workers = _n_workers(workers, len(dirs))
+    n_workers = _n_workers(workers, len(dirs), evidence=(options or AnalysisOptions()).evidence)
     results: list[RunAnalysis] = []
     rows: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
@@ -714,14 +715,17 @@ def _last_finite(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return last
 
 
-_PARALLEL_FROM = 200  # runs; see benchmarks/analysis_scale.py
+# Runs from which a pool pays (see benchmarks/analysis_scale.py): a spawn worker needs
+# ~3.7 s to import traindyn (torch, scipy) on 2 cores, while a run takes ~0.17 s without
+# the surrogate evidence and ~1.6 s with it.
+_PARALLEL_FROM = 200
+_PARALLEL_FROM_WITH_EVIDENCE = 8
 
 
-def _n_workers(workers: int | None, n_runs: int) -> int:
+def _n_workers(workers: int | None, n_runs: int, evidence: bool = False) -> int:
     if workers is None:
-        # A spawn worker needs ~3.7 s to import traindyn (torch, scipy) on 2 cores, while a
-        # run takes ~0.17 s: two workers were slower than one process for 55 runs.
-        return max(1, min(os.cpu_count() or 1, n_runs)) if n_runs >= _PARALLEL_FROM else 1
+        start = _PARALLEL_FROM_WITH_EVIDENCE if evidence else _PARALLEL_FROM
+        return max(1, min(os.cpu_count() or 1, n_runs)) if n_runs >= start else 1
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be an integer >= 1 or None; got {workers!r}.")
     return min(workers, n_runs)

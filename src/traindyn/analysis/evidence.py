@@ -70,6 +70,7 @@ from traindyn.analysis.level_shift import (
     ShiftWeights,
     apply_weights,
     ar1_variance,
+    every_position,
     lag_products,
     shift_weights,
 )
@@ -115,10 +116,11 @@ EVIDENCE_COLUMNS = [
 _BIC_MARGIN = 10.0
 _TAIL_FRACTION = 0.1  # GPD fitted to the top 10% of the null (Knijnenburg et al. 2009)
 _MIN_EXCEEDANCES = 10  # below this many null values above the statistic, use the GPD tail
-_PHI_BIN = 0.02  # AR(1) nulls are cached on a grid of autocorrelations
+_PHI_BIN = 0.05  # AR(1) nulls are cached on a grid of autocorrelations (20 at most)
 _BLOCK_SCALE_LIMIT = 3.0  # blocks noisier than 3x the typical block are a transient
 _BLOCK = 8  # innovations resampled in blocks of 8: AR(1) carries the longer dependence
 _TRANSIENT = 0.1  # leading fraction of a trajectory left out of the block null's pool
+_CHECK_SURROGATES = 199  # block surrogates when they only check survivors (null="ar1")
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,7 @@ def _scan(
     """Maxima of the level-shift and slope-change statistics of each surrogate row (the
     weights use ``phi``, as the data's statistic does)."""
     n = surrogates.shape[1]
-    w = shift_weights(x, np.arange(1, n, dtype=np.int64), window, phi=phi)
+    w = every_position(x, window, phi)
     delta, kink = w.delta, w.slope_change
     delta_lags, kink_lags = lag_products(delta), lag_products(kink)
     everywhere = np.ones(n - 1, dtype=bool)
@@ -255,7 +257,7 @@ def _scan(
 def _ar1_null(
     x: tuple[float, ...], phi_bin: int, window: int, n_surrogates: int, seed: int
 ) -> tuple[NullDistribution, NullDistribution]:
-    """AR(1) surrogate maxima for positions ``x`` and ``phi = phi_bin * 0.02`` (cached:
+    """AR(1) surrogate maxima for positions ``x`` and ``phi = phi_bin * 0.05`` (cached:
     series of a run share their steps, and their autocorrelations fall on few bins)."""
     n = len(x)
     phi = _binned(phi_bin)
@@ -582,10 +584,12 @@ def event_evidence(
           se``, or the slope change's for a slope change);
         * ``p_ar1``, ``p_block``: p-values of the maximum-statistic scan under each
           null; ``p_value``: the deciding one (``p_ar1``, or the larger with
-          ``null="both"``); ``q_value``: Benjamini-Hochberg adjusted. ``p_block`` is
-          NaN where ``p_ar1 > alpha``: the block null is not drawn for them (their
-          ``p_value`` is already above alpha either way, and no survival decision
-          depends on the missing value);
+          ``null="both"``); ``q_value``: Benjamini-Hochberg adjusted. The block null
+          is drawn per series, only where it can matter: with ``null="ar1"`` for the
+          events that survive on the AR(1) null (a robustness check: ``p_block <=
+          alpha`` says the event is also extreme for the noise's own distribution),
+          with ``null="both"`` for every event with ``p_ar1 <= alpha`` (the others are
+          above alpha either way); elsewhere ``p_block`` is NaN;
         * ``survives``: not drift, above the floor and ``q_value <= alpha``; of
           surviving events of one series within ``window // 2`` samples of each other
           (a step and the slope-change peaks beside it) only the strongest.
@@ -621,6 +625,8 @@ def event_evidence(
     check_positive(min_snr, name="min_snr")
     if not 0.0 < alpha < 1.0:
         raise ConfigError(f"alpha must be in (0, 1); got {alpha!r}.")
+    if null not in ("ar1", "both"):
+        raise ConfigError(f"null must be 'ar1' or 'both'; got {null!r}.")
     out = events.reset_index(drop=True).copy()
     k = len(out)
     cols: dict[str, NDArray[np.float64] | NDArray[np.object_] | NDArray[np.int64]] = {
@@ -650,26 +656,42 @@ def event_evidence(
                 f"events name layer {layer!r}, metric {metric!r}, but no such series was "
                 "given; pass the series the events were detected on."
             )
-        _series_evidence(s, out, np.asarray(rows), cols, n_surrogates, alpha, window, seed)
+        _series_evidence(s, out, np.asarray(rows), cols, n_surrogates, window, seed)
+    shape = np.asarray(cols["shape"])
+    snr_ok = np.where(
+        shape == "slope_change",
+        np.asarray(cols["slope_snr"], dtype=np.float64) >= min_snr,
+        out["snr"].to_numpy() >= min_snr,
+    )
+    p_ar1 = np.asarray(cols["p_ar1"], dtype=np.float64)
+    q_ar1 = _bh(p_ar1)
+    # The block null is drawn per series, and only where it can matter. With null="both"
+    # it decides: an event whose AR(1) p-value exceeds alpha cannot reach q <= alpha
+    # whatever p_block is (p_value is the larger), and no other decision depends on it.
+    # With null="ar1" it is a robustness check of the events that survive.
+    candidate = p_ar1 <= alpha if null == "both" else (shape != "drift") & snr_ok & (q_ar1 <= alpha)
+    for key, rows in groups.items():
+        rows = np.asarray(rows)
+        layer, metric = (str(k) for k in key) if isinstance(key, tuple) else (str(key), "")
+        _block_evidence(
+            by_key[(layer, metric)],
+            out,
+            rows,
+            candidate[rows],
+            cols,
+            n_surrogates if null == "both" else min(n_surrogates, _CHECK_SURROGATES),
+            window,
+            seed,
+        )
     for c, v in cols.items():
         out[c] = v
-    if null not in ("ar1", "both"):
-        raise ConfigError(f"null must be 'ar1' or 'both'; got {null!r}.")
-    p = out["p_ar1"].to_numpy()
+    p = p_ar1
     if null == "both":
         p = np.fmax(p, out["p_block"].to_numpy())  # fmax: a NaN p_block leaves p_ar1
     out["p_value"] = p
-    q = np.full(k, np.nan)
-    finite = np.isfinite(p)
-    if finite.any():
-        q[finite] = false_discovery_control(p[finite], method="bh")
+    q = _bh(p)
     out["q_value"] = q
-    shape = out["shape"].to_numpy()
-    floor_ok = np.where(
-        shape == "slope_change",
-        out["slope_snr"].to_numpy() >= min_snr,
-        out["snr"].to_numpy() >= min_snr,
-    )
+    floor_ok = snr_ok
     survives = (shape != "drift") & floor_ok & (np.nan_to_num(q, nan=1.0) <= alpha)
     out["survives"] = _one_per_change(out, survives, by_key, window)
     return out
@@ -704,13 +726,21 @@ def _one_per_change(
     return keep
 
 
+def _bh(p: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Benjamini-Hochberg adjusted p-values of the finite entries (NaN elsewhere)."""
+    q = np.full(len(p), np.nan)
+    finite = np.isfinite(p)
+    if finite.any():
+        q[finite] = false_discovery_control(p[finite], method="bh")
+    return q
+
+
 def _series_evidence(
     s: Series,
     events: pd.DataFrame,
     rows: NDArray[np.int64],
     cols: Mapping[str, NDArray[np.float64] | NDArray[np.object_] | NDArray[np.int64]],
     n_surrogates: int,
-    alpha: float,
     window: int,
     seed: int,
 ) -> None:
@@ -755,15 +785,29 @@ def _series_evidence(
     )
     p_ar1 = np.where(is_slope, slope_null.pvalue(stat), level_null.pvalue(stat))
     cols["p_ar1"][rows] = p_ar1
-    # The block null is drawn per series, so only where it can matter: an event whose
-    # AR(1) p-value already exceeds alpha cannot reach q <= alpha whatever p_block is
-    # (with null="both", p_value = max of the two), and no other decision depends on it.
-    if np.nanmin(p_ar1, initial=np.inf) <= alpha:
-        level_null, slope_null = scan_null(
-            s, null="block", cuts=idx, window=window, n_surrogates=n_surrogates, seed=seed
-        )
-        p_block = np.where(is_slope, slope_null.pvalue(stat), level_null.pvalue(stat))
-        cols["p_block"][rows] = np.where(p_ar1 <= alpha, p_block, np.nan)
+
+
+def _block_evidence(
+    s: Series,
+    events: pd.DataFrame,
+    rows: NDArray[np.int64],
+    wanted: NDArray[np.bool_],
+    cols: Mapping[str, NDArray[np.float64] | NDArray[np.object_] | NDArray[np.int64]],
+    n_surrogates: int,
+    window: int,
+    seed: int,
+) -> None:
+    """Fill ``p_block`` at ``rows[wanted]`` for the events of one series (in place)."""
+    if not wanted.any() or len(s) < 2 * window or ar1_noise(s.values).sd == 0.0:
+        return
+    idx = np.searchsorted(s.steps, events["step"].to_numpy(dtype=np.int64)[rows])
+    level_null, slope_null = scan_null(
+        s, null="block", cuts=idx, window=window, n_surrogates=n_surrogates, seed=seed
+    )
+    stat = np.asarray(cols["statistic"][rows], dtype=np.float64)  # the GPD tail extends it
+    is_slope = np.asarray(cols["shape"][rows]) == "slope_change"
+    p_block = np.where(is_slope, slope_null.pvalue(stat), level_null.pvalue(stat))
+    cols["p_block"][rows[wanted]] = p_block[wanted]
 
 
 # ------------------------------------------------------------------------ replication

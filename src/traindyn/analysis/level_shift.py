@@ -16,13 +16,21 @@ and its exact variance under correlated noise (:func:`ar1_variance`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["ShiftWeights", "apply_weights", "ar1_variance", "lag_products", "shift_weights"]
+__all__ = [
+    "ShiftWeights",
+    "apply_weights",
+    "ar1_variance",
+    "every_position",
+    "lag_products",
+    "shift_weights",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,6 +176,19 @@ def shift_weights(
         slope_after=np.where(slopes[:, None], (lines[:, 1] + lines[:, 3]) * per_x, 0.0),
         slopes=slopes,
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _every_position(x: tuple[float, ...], window: int, phi: float) -> ShiftWeights:
+    arr = np.asarray(x, dtype=np.float64)
+    return shift_weights(arr, np.arange(1, len(arr), dtype=np.int64), window, phi=phi)
+
+
+def every_position(x: NDArray[np.float64], window: int, phi: float) -> ShiftWeights:
+    """:func:`shift_weights` at every position ``1 .. n - 1``, cached: the series of a run
+    share their steps, and scans and surrogate nulls ask for the same weights again.
+    The arrays are shared between callers; do not modify them."""
+    return _every_position(tuple(np.asarray(x, dtype=np.float64).tolist()), window, float(phi))
 
 
 def apply_weights(

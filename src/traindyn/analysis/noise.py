@@ -25,7 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from scipy.ndimage import median_filter
 
 from traindyn._validation import Array, as_2d_float, check_min_samples
 from traindyn.exceptions import ConfigError, MetricError
@@ -186,7 +185,7 @@ def ar1_noise_rows(
     # The local slope of the trend, a running median of the differences, comes off
     # first: a trend whose slope changes (a fast early decay, a kink) would otherwise
     # read as strongly autocorrelated noise.
-    d = d - median_filter(d, size=(1, 2 * _SLOPE_HALF_WIDTH + 1), mode="nearest")
+    d = d - _running_median(d, _SLOPE_HALF_WIDTH)
     d = d - np.median(d, axis=1, keepdims=True)
     scale = _MAD_TO_SD * np.median(np.abs(d), axis=1)
     ok = scale > 0
@@ -203,6 +202,17 @@ def ar1_noise_rows(
 
 
 _CLIP = 3.0  # winsorise differences at 3 robust sd: a jump cannot dominate the autocorrelation
+
+
+def _running_median(d: NDArray[np.float64], half: int) -> NDArray[np.float64]:
+    """Median of each row over ``2 half + 1`` samples, edges repeated (the same as
+    ``scipy.ndimage.median_filter(mode="nearest")``, by one partition: ~2x faster)."""
+    padded = np.pad(d, ((0, 0), (half, half)), mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1, axis=1)
+    out: NDArray[np.float64] = np.partition(windows, half, axis=-1)[..., half]
+    return out
+
+
 _SLOPE_HALF_WIDTH = 10  # samples each side of the running median that tracks the local slope
 
 

@@ -162,7 +162,7 @@ def analyze(
     write: Annotated[bool, typer.Option(help="Write tables to analysis/.")] = True,
     workers: Annotated[
         int | None,
-        typer.Option(help="Processes (default: one per core from 200 runs on, else 1)."),
+        typer.Option(help="Processes (default: one per core from 8 runs on, else 1)."),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     probe_noise: Annotated[
