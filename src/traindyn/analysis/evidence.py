@@ -632,19 +632,8 @@ def event_evidence(
     cols: dict[str, NDArray[np.float64] | NDArray[np.object_] | NDArray[np.int64]] = {
         "shape": np.full(k, "drift", dtype=object),
         "location": out["step"].to_numpy(dtype=np.int64).copy(),
-        **{
-            c: np.full(k, np.nan)
-            for c in (
-                "bic_step",
-                "bic_slope_change",
-                "bic_drift",
-                "slope_change",
-                "slope_snr",
-                "statistic",
-                "p_ar1",
-                "p_block",
-            )
-        },
+        # The numeric evidence, filled per series (p_value, q_value, survives come last).
+        **{c: np.full(k, np.nan) for c in EVIDENCE_COLUMNS[2:-3]},
     }
     by_key = {(s.layer, s.metric): s for s in series}
     groups = out.groupby(["layer", "metric"], sort=False).indices
