@@ -18,6 +18,7 @@ checkpoints).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -166,7 +167,14 @@ def ar1_noise(values: NDArray[np.float64]) -> AR1:
     >>> round(noise.phi, 1), bool(abs(noise.sd - 1.0) < 0.15)  # marginal sd 0.6 / 0.6
     (0.8, True)
     """
-    phi, sd = ar1_noise_rows(np.asarray(values, dtype=np.float64)[None, :])
+    return _ar1_noise_of(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+
+
+@functools.lru_cache(maxsize=4096)
+def _ar1_noise_of(data: bytes) -> AR1:
+    """:func:`ar1_noise` of the float64 values in ``data``, memoised: the scan, the event
+    measurement and the evidence all ask for the same series' model."""
+    phi, sd = ar1_noise_rows(np.frombuffer(data, dtype=np.float64)[None, :])
     return AR1(float(phi[0]), float(sd[0]))
 
 
