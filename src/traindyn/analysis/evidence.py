@@ -74,7 +74,14 @@ from traindyn.analysis.level_shift import (
     lag_products,
     shift_weights,
 )
-from traindyn.analysis.noise import AR1, MAX_PHI, ar1_noise, ar1_noise_rows
+from traindyn.analysis.noise import (
+    AR1,
+    MAX_PHI,
+    PHI_GRID,
+    ar1_noise,
+    ar1_noise_rows,
+    gridded_phi,
+)
 from traindyn.analysis.trajectories import Series
 from traindyn.exceptions import ConfigError
 
@@ -116,7 +123,6 @@ EVIDENCE_COLUMNS = [
 _BIC_MARGIN = 10.0
 _TAIL_FRACTION = 0.1  # GPD fitted to the top 10% of the null (Knijnenburg et al. 2009)
 _MIN_EXCEEDANCES = 10  # below this many null values above the statistic, use the GPD tail
-_PHI_BIN = 0.05  # AR(1) nulls are cached on a grid of autocorrelations (20 at most)
 _BLOCK_SCALE_LIMIT = 3.0  # blocks noisier than 3x the typical block are a transient
 _BLOCK = 8  # innovations resampled in blocks of 8: AR(1) carries the longer dependence
 _TRANSIENT = 0.1  # leading fraction of a trajectory left out of the block null's pool
@@ -366,7 +372,7 @@ def scan_null(
     x = (series.steps - series.steps[0]).astype(np.float64)
     x = x / max(float(x[-1]), 1.0)
     noise = ar1_noise(series.values)
-    phi_bin = round(noise.phi / _PHI_BIN)
+    phi_bin = round(noise.phi / PHI_GRID)
     if null == "ar1":
         return _ar1_null(tuple(x.tolist()), phi_bin, window, n_surrogates, seed)
     if null != "block":
@@ -388,7 +394,7 @@ def scan_null(
 
 def _binned(phi_bin: int) -> float:
     """The autocorrelation a null (and the statistic it is compared with) is built for."""
-    return min(phi_bin * _PHI_BIN, MAX_PHI)
+    return min(phi_bin * PHI_GRID, MAX_PHI)
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -749,7 +755,7 @@ def _series_evidence(
     noise = ar1_noise(s.values)
     x = (s.steps - s.steps[0]).astype(np.float64)
     # The statistic uses the same binned autocorrelation as its null.
-    w = shift_weights(x, idx, window, phi=_binned(round(noise.phi / _PHI_BIN)))
+    w = shift_weights(x, idx, window, phi=gridded_phi(noise.phi))
     delta = np.abs(apply_weights(w.delta, w.start, s.values))
     slope = apply_weights(w.slope_change, w.start, s.values)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -39,7 +39,14 @@ from traindyn.analysis.level_shift import (
     every_position,
     shift_weights,
 )
-from traindyn.analysis.noise import AR1, FLOAT32_EPS, ar1_noise, quantum, trajectory_noise
+from traindyn.analysis.noise import (
+    AR1,
+    FLOAT32_EPS,
+    ar1_noise,
+    gridded_phi,
+    quantum,
+    trajectory_noise,
+)
 from traindyn.analysis.trajectories import Series
 from traindyn.exceptions import ConfigError
 
@@ -160,9 +167,9 @@ def scan_peaks(series: Series, *, window: int = 8, threshold: float = 3.0) -> ND
         noise = AR1(0.0, max(FLOAT32_EPS * float(np.abs(series.values).max()), 1e-300))
     x = (series.steps - series.steps[0]).astype(np.float64)
     idx = np.arange(1, n, dtype=np.int64)
-    # Weights for the autocorrelation rounded to 0.05 (cached across series; the
-    # evidence's nulls use the same grid).
-    phi = min(round(noise.phi / 0.05) * 0.05, 0.98)
+    # Weights for the autocorrelation on the grid (cached across series; the evidence's
+    # nulls use the same grid).
+    phi = gridded_phi(noise.phi)
     w = every_position(x / max(float(x[-1]), 1.0), window, phi)
     noise = AR1(phi, noise.sd)
     half = max(window // 2, 1)

@@ -34,8 +34,10 @@ from traindyn.metrics import DEFAULT_METRICS, get_metric, measure
 __all__ = [
     "AR1",
     "FLOAT32_EPS",
+    "PHI_GRID",
     "ar1_noise",
     "ar1_noise_rows",
+    "gridded_phi",
     "half_sample_noise",
     "half_sample_spread",
     "precision_floor",
@@ -113,6 +115,22 @@ class AR1:
 MAX_PHI = 0.98
 """Largest autocorrelation :func:`ar1_noise` reports: beyond it the noise is a random walk,
 whose marginal sd is undefined and in which no step is detectable anyway."""
+
+
+PHI_GRID = 0.05
+"""Spacing of the autocorrelations that level-shift weights and surrogate nulls are built
+for: series of a run fall on a few grid points, so both are computed once per point."""
+
+
+def gridded_phi(phi: float) -> float:
+    """``phi`` rounded to :data:`PHI_GRID`, at most :data:`MAX_PHI`.
+
+    Examples
+    --------
+    >>> round(gridded_phi(0.62), 6), gridded_phi(0.999)
+    (0.6, 0.98)
+    """
+    return min(round(phi / PHI_GRID) * PHI_GRID, MAX_PHI)
 
 
 def ar1_noise(values: NDArray[np.float64]) -> AR1:
