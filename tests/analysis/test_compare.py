@@ -11,11 +11,13 @@ from scipy import stats
 
 from traindyn.analysis.compare import (
     COMPARISON_COLUMNS,
+    SEED_BANDS_COLUMNS,
     SEED_STATISTICS_COLUMNS,
     bootstrap_ci,
     compare_all,
     compare_runs,
     early_best_correlation,
+    seed_bands,
     seed_statistics,
 )
 from traindyn.analysis.phases import Phase
@@ -455,3 +457,95 @@ def test_early_best_correlation_is_nan_with_a_reason() -> None:
         )
     with pytest.raises(ConfigError, match="mode must be one of 'max', 'min'; got 'best'"):
         early_best_correlation([scalars([0.0])], name="hierarchy", mode="best")  # type: ignore[arg-type]
+
+
+def many_runs() -> tuple[pd.DataFrame, np.ndarray]:
+    """Five runs x two layers x one metric x four steps, with NaN, Inf and a missing row.
+
+    Returns the long table and the values as an array (run, layer, step); NaN where a
+    value is missing, non-finite or absent.
+    """
+    rng = np.random.default_rng(7)
+    values = rng.normal(size=(5, 2, 4)) + np.arange(4)
+    values[1, 0, 2] = np.nan
+    values[2, 0, 2] = np.inf
+    values[3, 1, 0] = -np.inf
+    rows = [
+        (f"r{r}", step, f"layers.{layer}", "pr", values[r, layer, j])
+        for r in range(5)
+        for layer in (1, 0)  # layers.1 first: the output keeps order of appearance
+        for j, step in enumerate([0, 10, 20, 30])
+        if not (r == 4 and layer == 1 and step == 30)  # a step this run did not sample
+    ]
+    table = pd.DataFrame(rows, columns=["run", "step", "layer", "metric", "value"])
+    table["reason"] = pd.NA
+    truth = np.where(np.isfinite(values), values, np.nan)
+    truth[4, 1, 3] = np.nan
+    return table, truth
+
+
+def test_seed_bands_against_numpy() -> None:
+    table, truth = many_runs()
+    groups = {"r3": "b", "r0": "a", "r1": "a", "r2": "a", "r4": "b", "elsewhere": "c"}
+    bands = seed_bands(table, groups)
+    assert list(bands.columns) == list(SEED_BANDS_COLUMNS)
+    assert bands.dtypes[["step", "n"]].tolist() == [np.dtype("int64")] * 2
+    assert bands.dtypes[["mean", "min", "max"]].tolist() == [np.dtype("float64")] * 3
+    # groups in mapping order, layers in order of first appearance, steps ascending
+    assert bands[["group", "layer"]].drop_duplicates().values.tolist() == [
+        ["b", "layers.1"],
+        ["b", "layers.0"],
+        ["a", "layers.1"],
+        ["a", "layers.0"],
+    ]
+    assert len(bands) == 16
+    members = {"a": [0, 1, 2], "b": [3, 4]}
+    for row in bands.itertuples(index=False):
+        layer = int(row.layer.split(".")[1])
+        j = row.step // 10
+        x = truth[members[row.group], layer, j]
+        x = x[np.isfinite(x)]
+        assert row.n == x.size
+        if x.size:
+            assert row.mean == pytest.approx(np.mean(x), rel=1e-12)
+            assert (row.min, row.max) == (np.min(x), np.max(x))
+        else:
+            assert math.isnan(row.mean) and math.isnan(row.min) and math.isnan(row.max)
+    # a NaN and an Inf at (a, layers.0, 20): one finite value left
+    cell = bands.query("group == 'a' and layer == 'layers.0' and step == 20")
+    assert cell["n"].item() == 1 and cell["mean"].item() == truth[0, 0, 2]
+    # a run that did not sample step 30 only lowers n
+    assert bands.query("group == 'b' and layer == 'layers.1' and step == 30")["n"].item() == 1
+
+
+def test_seed_bands_leaves_out_unmapped_runs_and_empty_tables() -> None:
+    table, truth = many_runs()
+    bands = seed_bands(table, {"r0": "solo"})
+    assert set(bands["group"]) == {"solo"} and (bands["n"] == 1).all()
+    expected = truth[0, [1, 0], :].ravel()
+    np.testing.assert_array_equal(bands["mean"].to_numpy(), expected)
+    empty = seed_bands(table.iloc[:0], {"r0": "solo"})
+    assert empty.empty and list(empty.columns) == list(SEED_BANDS_COLUMNS)
+    assert empty.dtypes["n"] == np.dtype("int64")
+
+
+@pytest.mark.parametrize(
+    ("table", "groups", "match"),
+    [
+        ("not a table", {"r0": "a"}, "metrics must be a pandas DataFrame"),
+        ("no run column", {"r0": "a"}, r"metrics must have columns run, .*missing run.*assign"),
+        ("ok", ["r0"], "groups must be a mapping of run id to group name"),
+        ("ok", {"r9": "a"}, r"groups must map runs of the table; got runs \['r9'\].*'r0'"),
+        ("doubled", {"r0": "a"}, r"one value per \(run, step, layer, metric\).*\['r0', 0"),
+    ],
+)
+def test_seed_bands_validation(table: str, groups: object, match: str) -> None:
+    good, _ = many_runs()
+    tables = {
+        "not a table": good.to_dict(),
+        "no run column": good.drop(columns="run"),
+        "ok": good,
+        "doubled": pd.concat([good, good]),
+    }
+    with pytest.raises(ConfigError, match=match):
+        seed_bands(tables[table], groups)  # type: ignore[arg-type]

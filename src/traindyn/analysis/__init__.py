@@ -14,7 +14,7 @@ One function per question the seeds asked, each on a run's long tables:
   with known answers (``traindyn validate``);
 * :func:`different_from_chance`: tracked values against null-control bands;
 * :func:`temporal_distribution`: the share of change early, mid and late;
-* :func:`phase_summary`, :func:`compare_runs`, :func:`seed_statistics`,
+* :func:`phase_summary`, :func:`compare_runs`, :func:`seed_statistics`, :func:`seed_bands`,
   :func:`early_best_correlation`: phases, run-vs-run and multi-seed statistics;
 * :func:`cka_matrix` and the architecture-specific similarities of checkpoints (pure
   functions of :mod:`traindyn.metrics`, re-exported; measuring checkpoints is
@@ -37,6 +37,7 @@ from traindyn.analysis.compare import (
     compare_all,
     compare_runs,
     early_best_correlation,
+    seed_bands,
     seed_statistics,
 )
 from traindyn.analysis.convergence import Convergence, convergence, convergence_order, order_class
@@ -47,6 +48,7 @@ from traindyn.analysis.engine import (
     RunAnalysis,
     analyze,
     analyze_run,
+    seed_group,
     write_run_analysis,
 )
 from traindyn.analysis.evidence import (
@@ -204,6 +206,8 @@ __all__ = [
     "scan_null",
     "scan_peaks",
     "score_detector",
+    "seed_bands",
+    "seed_group",
     "seed_statistics",
     "series_of",
     "shuffled_bands",

@@ -62,6 +62,7 @@ from traindyn.exceptions import ConfigError
 
 __all__ = [
     "COMPARISON_COLUMNS",
+    "SEED_BANDS_COLUMNS",
     "SEED_STATISTICS_COLUMNS",
     "STATISTICS",
     "Comparison",
@@ -72,6 +73,7 @@ __all__ = [
     "compare_all",
     "compare_runs",
     "early_best_correlation",
+    "seed_bands",
     "seed_statistics",
 ]
 
@@ -107,6 +109,10 @@ COMPARISON_COLUMNS = (
 
 SEED_STATISTICS_COLUMNS = ("n_seeds", "mean", "std", "min", "max")
 """Columns of :func:`seed_statistics` after the series columns."""
+
+SEED_BANDS_COLUMNS = ("group", "layer", "metric", "step", "n", "mean", "min", "max")
+"""Columns of :func:`seed_bands`."""
+_SEED_BANDS_INPUT = ("run", "step", "layer", "metric", "value")
 
 _Series: TypeAlias = tuple[NDArray[np.int64], NDArray[np.float64]]
 _EMPTY: _Series = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
@@ -474,6 +480,134 @@ def seed_statistics(
     floats = list(SEED_STATISTICS_COLUMNS[1:])
     out[floats] = out[floats].astype("float64")
     return out
+
+
+def seed_bands(metrics: pd.DataFrame, groups: Mapping[str, str]) -> pd.DataFrame:
+    """Mean and range over the runs (seeds) of each group, step by step.
+
+    Where :func:`seed_statistics` reduces each run to one number, this keeps the time
+    axis: for every group, layer, metric and step, the finite values of the group's runs
+    at that step give ``n``, their mean, minimum and maximum (the band drawn by
+    :func:`traindyn.report.bands_figure`). It assumes the runs of a group share their
+    sampling steps, as seeds of one configuration do; a step sampled by fewer runs simply
+    has a smaller ``n``.
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        Long table of many runs with columns ``run, step, layer, metric, value`` (e.g.
+        ``run.metrics.assign(run=run.id)`` concatenated over runs); other columns are
+        ignored.
+    groups : mapping of str to str
+        Run id -> group name, e.g. ``{"mlp_s0": "mlp", "mlp_s1": "mlp"}``. Runs of the
+        table missing from the mapping are left out.
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`SEED_BANDS_COLUMNS`: ``group, layer, metric`` (str), ``step`` and
+        ``n`` (int64, runs with a finite value at that step), ``mean, min, max``
+        (float64, NaN when ``n == 0``). Groups in the order of the mapping, layers and
+        metrics in order of first appearance, steps ascending. NaN and ±Inf values are
+        ignored. An empty ``metrics`` table gives an empty table with these columns.
+
+    Raises
+    ------
+    ConfigError
+        If ``metrics`` is not a DataFrame with those columns, ``groups`` is not a mapping,
+        no run of the table is in ``groups`` (the message lists both), or a run has two
+        values for one (step, layer, metric).
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"run": ["s0", "s1", "s2", "s0", "s1", "s2"],
+    ...                       "step": [0, 0, 0, 10, 10, 10], "layer": "fc",
+    ...                       "metric": "effective_rank",
+    ...                       "value": [4.0, 6.0, 9.0, 2.0, None, 3.0]})
+    >>> seed_bands(table, {"s0": "mlp", "s1": "mlp"})
+      group layer          metric  step  n  mean  min  max
+    0   mlp    fc  effective_rank     0  2   5.0  4.0  6.0
+    1   mlp    fc  effective_rank    10  1   2.0  2.0  2.0
+    """
+    if not isinstance(metrics, pd.DataFrame):
+        raise ConfigError(
+            f"metrics must be a pandas DataFrame; got {type(metrics).__name__}. Concatenate "
+            "run.metrics.assign(run=run.id) over the runs."
+        )
+    missing = [c for c in _SEED_BANDS_INPUT if c not in metrics.columns]
+    if missing:
+        raise ConfigError(
+            f"metrics must have columns {', '.join(_SEED_BANDS_INPUT)}; missing "
+            f"{', '.join(missing)} (got {', '.join(map(str, metrics.columns))}). Add the run "
+            "id with run.metrics.assign(run=run.id)."
+        )
+    if not isinstance(groups, Mapping):
+        raise ConfigError(
+            f"groups must be a mapping of run id to group name; got {type(groups).__name__}: "
+            f"{groups!r}."
+        )
+    if metrics.empty:
+        return _empty_bands()
+    run_ids = metrics["run"].astype(str)
+    group = run_ids.map({str(k): str(v) for k, v in groups.items()})
+    kept = group.notna().to_numpy()
+    if not kept.any():
+        raise ConfigError(
+            f"groups must map runs of the table; got runs {list(groups)[:10]!r}, but the "
+            f"table has {pd.unique(run_ids).tolist()[:10]!r}."
+        )
+    rows = pd.DataFrame(
+        {
+            "run": run_ids[kept].to_numpy(),
+            "group": group[kept].to_numpy(),
+            "layer": metrics["layer"][kept].astype(str).to_numpy(),
+            "metric": metrics["metric"][kept].astype(str).to_numpy(),
+            "step": metrics["step"][kept].to_numpy(dtype=np.int64),
+            "value": metrics["value"][kept].to_numpy(dtype=np.float64, na_value=np.nan),
+        }
+    )
+    keys = ["run", "step", "layer", "metric"]
+    duplicated = rows.duplicated(keys)
+    if duplicated.any():
+        first = [
+            v.item() if isinstance(v, np.generic) else v for v in rows.loc[duplicated, keys].iloc[0]
+        ]
+        raise ConfigError(
+            f"metrics must have one value per (run, step, layer, metric); got "
+            f"{int(duplicated.sum())} duplicate row(s), first {first!r}. Label each run "
+            "with its own id."
+        )
+    # Inf is not a value to average over; NaN is skipped by the aggregations below.
+    rows.loc[~np.isfinite(rows["value"].to_numpy()), "value"] = np.nan
+    order = {"group": list(dict.fromkeys(str(v) for v in groups.values()))}
+    for column in ("layer", "metric"):
+        order[column] = list(pd.unique(rows[column]))
+    out = (
+        rows.groupby(["group", "layer", "metric", "step"], sort=False)["value"]
+        .agg(n="count", mean="mean", min="min", max="max")
+        .reset_index()
+    )
+    rank = [out[c].map({v: i for i, v in enumerate(order[c])}) for c in order]
+    out = (
+        out.assign(_g=rank[0], _l=rank[1], _m=rank[2])
+        .sort_values(["_g", "_l", "_m", "step"], kind="stable")
+        .drop(columns=["_g", "_l", "_m"])
+        .reset_index(drop=True)
+    )
+    return _typed_bands(out)
+
+
+def _typed_bands(out: pd.DataFrame) -> pd.DataFrame:
+    out = out[list(SEED_BANDS_COLUMNS)].copy()
+    for column in ("group", "layer", "metric"):
+        out[column] = out[column].astype(object)
+    out[["step", "n"]] = out[["step", "n"]].astype("int64")
+    out[["mean", "min", "max"]] = out[["mean", "min", "max"]].astype("float64")
+    return out
+
+
+def _empty_bands() -> pd.DataFrame:
+    return _typed_bands(pd.DataFrame({c: [] for c in SEED_BANDS_COLUMNS}))
 
 
 def early_best_correlation(

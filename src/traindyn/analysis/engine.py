@@ -85,6 +85,7 @@ __all__ = [
     "RunAnalysis",
     "analyze",
     "analyze_run",
+    "seed_group",
     "write_run_analysis",
 ]
 
@@ -662,7 +663,7 @@ def _analyze_dir(
         raise
     except Exception as exc:  # one unreadable run must not stop a suite's analysis
         return _Outcome(directory.name, error=f"{type(exc).__name__}: {exc}")
-    group, seed = _seed_group(run)
+    group, seed = seed_group(run)
     # Seed statistics use each series' final value: send back only those rows.
     finals = (_last_finite(metrics, ["layer", "metric"]), _last_finite(scalars, ["name"]))
     return _Outcome(
@@ -783,8 +784,12 @@ def _overview_row(run: Run, result: RunAnalysis, head: Mapping[str, Any]) -> dic
     return row
 
 
-def _seed_group(run: Run) -> tuple[str, object]:
-    """Group name (the run id without its ``_s<seed>`` suffix) and seed of a suite run."""
+def seed_group(run: Run) -> tuple[str, object]:
+    """Group name (the run id without its ``_s<seed>`` suffix) and seed of a suite run.
+
+    Runs that differ only in their seed share a group; a run with no seed in its
+    experiment config is its own group, with seed None.
+    """
     config = run.manifest.config
     experiment = config.get("experiment") if isinstance(config, Mapping) else None
     seed = experiment.get("seed") if isinstance(experiment, Mapping) else None
