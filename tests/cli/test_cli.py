@@ -33,7 +33,8 @@ def test_run_smoke_prints_summary_and_writes_heatmaps(smoke: tuple[Path, str]) -
     for name in ("mlp_medium_digits_s0", "cnn_shallow_digits_s0", "transformer_shallow_digits_s0"):
         assert name in output
         assert (out / name / "figures" / "heatmap-participation_ratio.png").stat().st_size > 1000
-    assert "finished" in output and "heatmaps" in output
+    assert "finished" in output and "Report:" in output
+    assert (out / "report.html").stat().st_size > 1_000_000  # plotly.js is inlined
 
 
 def test_ls_lists_the_runs(smoke: tuple[Path, str]) -> None:

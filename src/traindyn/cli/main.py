@@ -107,17 +107,28 @@ def run(
     )
     failed = [r for r in results if r.status == "failed"]
     _print_suite_summary(root, per_layer=len(results) <= 12)
-    figures = _draw_heatmaps([r.run_dir for r in results if r.status == "finished"])
-    if figures:
-        console.print(
-            f"\n[bold]{len(figures)}[/] heatmaps (layer x step) written, e.g. {figures[0]}"
-        )
-    if analyse and len(failed) < len(results):
+    finished = [r.run_dir for r in results if r.status == "finished"]
+    if analyse and finished:
         from traindyn.analysis.engine import analyze as run_analysis
+        from traindyn.store import open_run
 
+        with_checkpoints = [d for d in finished if len(open_run(d).checkpoints()) >= 2]
+        if with_checkpoints:
+            _measure_run_checkpoints(
+                with_checkpoints, noise=False, compare=True, progress=progress, quiet=True
+            )
         console.print()
         _print_directory_analysis(run_analysis(root))
         console.print(f"Analysis tables are in {root}/analysis and each run's analysis/.")
+    if finished:
+        from traindyn.report.build import report as write_report
+
+        with console.status("writing the report"):
+            page = write_report(root, analyse=False, run_figures=True)
+        console.print(
+            f"\n[bold]Report:[/] {page.path} ({_size(page.size_bytes)}, {page.seconds:.1f} s; "
+            f"{len(page.figures)} PNG figures in each run's figures/ and {root}/figures/)"
+        )
     for r in failed:
         err_console.print(f"[red]failed[/] {r.name}: {r.error}")
     console.print(
@@ -256,7 +267,7 @@ def analyze(
 
 
 def _measure_run_checkpoints(
-    dirs: list[Path], *, noise: bool, compare: bool, progress: bool
+    dirs: list[Path], *, noise: bool, compare: bool, progress: bool, quiet: bool = False
 ) -> None:
     """``analyze --probe-noise/--checkpoints``: rebuild each suite run, measure its
     checkpoints and write the tables to its ``analysis/``; one line per run done and
@@ -296,7 +307,7 @@ def _measure_run_checkpoints(
                 reasons += failures
             if reasons:
                 skipped.append(f"{run.id}: {'; '.join(reasons)}")
-    for line in done:
+    for line in [] if quiet else done:
         console.print(escape(line), highlight=False, soft_wrap=True)
     for line in skipped:
         err_console.print(f"[yellow]skipped[/] {escape(line)}", highlight=False, soft_wrap=True)
@@ -609,6 +620,156 @@ def _print_experiments(name: str, experiments: list[Any]) -> None:
     console.print(table)
 
 
+@app.command()
+@_friendly
+def report(
+    path: Annotated[Path, typer.Argument(help="A run directory or a directory of runs.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write the HTML (default PATH/report.html).")
+    ] = None,
+    figures: Annotated[
+        bool, typer.Option("--figures/--no-figures", help="Also write PNG figures.")
+    ] = True,
+    analyse: Annotated[
+        bool,
+        typer.Option("--analyze/--no-analyze", help="Analyse finished runs that have no analysis."),
+    ] = True,
+    max_points: Annotated[
+        int, typer.Option(help="Draw at most this many samples per series (every k-th).")
+    ] = 250,
+    open_browser: Annotated[
+        bool, typer.Option("--open", help="Open the report in the default browser.")
+    ] = False,
+) -> None:
+    """Write a self-contained HTML report (+ PNG figures) of a run or a suite.
+
+    The page inlines its scripts and data (no network to view it): heatmaps with a
+    metric selector, trajectories with events, critical periods and phases beside loss,
+    accuracy and confidence, convergence, jump types, temporal distribution, critical
+    periods against chance, checkpoint CKA, and for a suite the architecture comparison
+    and seed bands. PNG figures of the main panels go to PATH/figures/.
+
+    Example: traindyn report runs/quick-20261122-031500
+             traindyn report runs/x/mlp_medium_digits_s0 --no-figures --open
+    """
+    from traindyn.report.build import report as write_report
+
+    with console.status("report") as status:
+        result = write_report(
+            path,
+            out=out,
+            figures=figures,
+            analyse=analyse,
+            max_points=max_points,
+            on_step=lambda text: status.update(text),
+        )
+    if result.analysed:
+        console.print(f"Analysed {len(result.analysed)} run(s) first.")
+    console.print(
+        f"[bold]{result.path}[/]: {result.n_runs} run(s), {_size(result.size_bytes)}, "
+        f"{result.seconds:.1f} s"
+        + (
+            f"; {len(result.figures)} PNG figures in {result.figures[0].parent}"
+            if result.figures
+            else ""
+        )
+    )
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(result.path.resolve().as_uri())
+
+
+@app.command()
+@_friendly
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="Run A.")],
+    run_b: Annotated[Path, typer.Argument(help="Run B, the reference (differences are A - B).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write (default compare.html beside RUN_A).")
+    ] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option(help="Print only these metrics (repeatable).")
+    ] = None,
+) -> None:
+    """Two runs side by side: trajectories, and the statistics between them.
+
+    Writes compare.html (side-by-side heatmaps and trajectories on a shared axis, the
+    comparison table of every shared series, per-phase changes) and prints the
+    comparison of each metric's mean over layers (seed 000's "10.35 vs 9.85 mean").
+
+    Example: traindyn compare runs/x/mlp_medium_digits_s0 runs/x/cnn_shallow_digits_s0
+    """
+    from traindyn.analysis import compare_all
+    from traindyn.report.build import compare as write_compare
+    from traindyn.store import Run
+
+    result = write_compare(run_a, run_b, out=out)
+    a, b = Run(run_a), Run(run_b)
+    table = Table(title=f"A = {a.id} against B = {b.id} (means over time points; d is descriptive)")
+    for heading in ("metric", "layer", "A", "B", "A - B", "relative", "d"):
+        table.add_column(heading, overflow="fold")
+    frames = []
+    if not (a.metrics.empty or b.metrics.empty):
+        rows = compare_all(a.metrics, b.metrics)
+        frames.append(rows.loc[rows["metric"].isin(metric)] if metric else rows)
+    if not (a.scalars.empty or b.scalars.empty):
+        frames.append(compare_all(a.scalars, b.scalars).assign(metric=lambda t: t["name"]))
+    for frame in frames:
+        for r in frame.to_dict("records"):
+            table.add_row(
+                str(r["metric"]),
+                str(r["layer"]) if "layer" in r else "(scalar)",
+                _fmt(r["mean_a"]),
+                _fmt(r["mean_b"]),
+                _fmt(r["difference"]),
+                _pct(r["relative_difference"] / 100),
+                _fmt(r["cohens_d"]),
+            )
+    if table.row_count:
+        console.print(table)
+    else:
+        console.print("The two runs share no series.")
+    console.print(f"[bold]{result.path}[/]: {_size(result.size_bytes)}, {result.seconds:.1f} s")
+
+
+@app.command()
+@_friendly
+def serve(
+    path: Annotated[Path, typer.Argument(help="A directory of runs (or one run).")],
+    host: Annotated[
+        str, typer.Option(help="Interface to listen on; loopback unless you choose otherwise.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8765,
+    interval: Annotated[
+        float, typer.Option(help="Seconds between refreshes of a running run's page.")
+    ] = 2.0,
+) -> None:
+    """A local live view: lists runs and redraws a running run's panels as rows land.
+
+    Reads only (parts are written under a temporary name and renamed), so the training
+    process is never blocked. Stop with Ctrl-C.
+
+    Example: traindyn serve runs/            then open http://127.0.0.1:8765/
+             traindyn serve runs/ --port 0   (any free port; the URL is printed)
+    """
+    from traindyn.report.serve import LOOPBACK, make_server
+
+    server = make_server(path, host=host, port=port, interval_s=interval)
+    if host != LOOPBACK and host != "localhost":
+        err_console.print(
+            f"[yellow]warning:[/] serving on {host}: anyone who can reach this machine can "
+            "read these runs' configs and paths."
+        )
+    console.print(f"Serving {path} at [bold]{server.url}[/] (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console.print("stopped")
+    finally:
+        server.server_close()
+
+
 @app.command("ls")
 @_friendly
 def ls(
@@ -880,20 +1041,6 @@ def _layer_table(run_id: str, layers: Any) -> Table:
         }
         table.add_row(str(layer), *[cells.get(m, "-") for m in metric_names])
     return table
-
-
-def _draw_heatmaps(run_dirs: list[Path]) -> list[Path]:
-    from traindyn.report.figures import heatmap
-    from traindyn.store import open_run
-
-    written: list[Path] = []
-    for run_dir in run_dirs:
-        run = open_run(run_dir)
-        metrics = run.metrics
-        for metric in dict.fromkeys(metrics["metric"]):
-            path = run_dir / "figures" / f"heatmap-{metric}.png"
-            written.append(heatmap(metrics, str(metric), path=path, title=f"{run.id}: {metric}"))
-    return written
 
 
 _SHORT = {

@@ -532,9 +532,12 @@ def load_suite(path: str | Path) -> SuiteSpec:
 def _quick() -> SuiteSpec:
     # One MLP, one CNN and one small Transformer on both bundled datasets, two seeds:
     # 12 runs of 300 steps, each measured every 5 steps on a fixed 200-sample probe.
+    # Checkpoints at 0, 50 and 300 (early / mid / late: most of the change is over by
+    # step 50) give the report its checkpoint CKA matrices.
     return SuiteSpec(
         name="quick",
         description="MLP, CNN and Transformer on digits and mnist1d, 2 seeds, every 5 steps",
+        defaults={"checkpoints": {"steps": [0, 50], "final": True}},
         grid={
             "arch": ["mlp_medium", "cnn_shallow", "transformer_shallow"],
             "dataset": ["digits", "mnist1d"],

@@ -1,0 +1,154 @@
+"""PNG figures beside the HTML report: the main panels, drawn with matplotlib for papers.
+
+A run's figures go to ``RUN/figures/`` (``heatmap-<metric>.png``,
+``trajectories-<metric>.png`` with events, critical periods, phases and the loss /
+accuracy / confidence panels, ``temporal-<metric>.png``, ``convergence.png``,
+``event-types.png``, ``cka-<n>.png``); a suite's own panels to ``DIR/figures/``
+(``arch-comparison.png``, ``temporal.png``, ``bands-<metric>.png``). Every figure uses
+all samples (no display downsampling).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from traindyn.exceptions import StoreError
+from traindyn.report.data import SCALAR_PANELS
+from traindyn.store import Run
+
+__all__ = ["report_figures", "run_figures", "suite_figures"]
+
+FIGURES_DIR = "figures"
+
+
+def _safe(name: str) -> str:
+    """A file-name-safe version of a metric or layer name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _read(run: Run, name: str) -> pd.DataFrame | None:
+    try:
+        table = run.read_analysis(name)
+    except StoreError:
+        return None
+    return table if isinstance(table, pd.DataFrame) and not table.empty else None
+
+
+def _panel_scalars(scalars: pd.DataFrame) -> list[str]:
+    """One scalar per panel of :data:`SCALAR_PANELS` (the probe's when recorded)."""
+    names = [str(n) for n in pd.unique(scalars["name"])] if not scalars.empty else []
+    chosen: list[str] = []
+    for keys in SCALAR_PANELS.values():
+        matching = [n for n in names if any(k in n for k in keys) and n not in chosen]
+        probe = [n for n in matching if n.startswith("probe_")]
+        exact = [n for n in matching if n in keys]
+        pick = exact or probe or matching
+        if pick:
+            chosen.append(pick[0])
+    return chosen
+
+
+def run_figures(run: Run) -> list[Path]:
+    """Write one run's figures to ``RUN/figures/`` and return their paths."""
+    from traindyn.report import figures as fig
+
+    out = run.path / FIGURES_DIR
+    metrics = run.metrics
+    written: list[Path] = []
+    if metrics.empty:
+        return written
+    scalars = run.scalars
+    names = _panel_scalars(scalars)
+    events, critical, phases = (
+        _read(run, "events"),
+        _read(run, "critical_periods"),
+        _read(run, "phases"),
+    )
+    temporal = _read(run, "temporal")
+    for metric in (str(m) for m in pd.unique(metrics["metric"])):
+        stem = _safe(metric)
+        written.append(
+            fig.heatmap(
+                metrics, metric, path=out / f"heatmap-{stem}.png", title=f"{run.id}: {metric}"
+            )
+        )
+        written.append(
+            fig.trajectories(
+                metrics,
+                metric,
+                path=out / f"trajectories-{stem}.png",
+                scalars=scalars if names else None,
+                scalar_names=names or None,
+                title=f"{run.id}: {metric} by layer",
+                events=events,
+                critical=critical,
+                phases=phases,
+            )
+        )
+        if temporal is not None and metric in set(temporal["metric"]):
+            written.append(
+                fig.temporal(temporal, by="layer", metric=metric, path=out / f"temporal-{stem}.png")
+            )
+    convergence = _read(run, "convergence")
+    if convergence is not None:
+        written.append(fig.convergence(convergence, path=out / "convergence.png"))
+    if events is not None:
+        written.append(fig.event_types(events, path=out / "event-types.png"))
+    matrices: dict[str, tuple[list[str], object]] = {}
+    for table in ("checkpoint_comparison_across_steps", "checkpoint_comparison_across_layers"):
+        stored = _read(run, table)
+        if stored is not None:
+            matrices.update(fig.cka_matrices(stored))
+    for i, (title, (labels, matrix)) in enumerate(matrices.items()):
+        written.append(
+            fig.cka_matrix(
+                matrix, labels=labels, title=f"{run.id}: {title}", path=out / f"cka-{i}.png"
+            )
+        )
+    return written
+
+
+def suite_figures(root: Path, runs: Sequence[Run]) -> list[Path]:
+    """Write a suite's own figures (architectures, temporal, seed bands) to ``DIR/figures/``."""
+    from traindyn.analysis import seed_bands, seed_group
+    from traindyn.report import figures as fig
+
+    out = root / FIGURES_DIR
+    written: list[Path] = []
+    by_arch = root / "analysis" / "by_arch.parquet"
+    if by_arch.is_file():
+        table = pd.read_parquet(by_arch)
+        if not table.empty:
+            written.append(fig.arch_comparison(table, path=out / "arch-comparison.png"))
+    temporal = root / "analysis" / "temporal.parquet"
+    if temporal.is_file():
+        table = pd.read_parquet(temporal)
+        if not table.empty:
+            written.append(fig.temporal(table, path=out / "temporal.png"))
+    groups = {r.id: seed_group(r)[0] for r in runs}
+    sizes = pd.Series(groups).value_counts()
+    multi = {i: g for i, g in groups.items() if sizes[g] >= 2}
+    if multi:
+        by_id = {r.id: r for r in runs}
+        table = pd.concat([by_id[i].metrics.assign(run=i) for i in multi], ignore_index=True)
+        bands = seed_bands(table, multi)
+        for metric in (str(m) for m in pd.unique(bands["metric"])):
+            written.append(fig.bands(bands, metric, path=out / f"bands-{_safe(metric)}.png"))
+    return written
+
+
+def report_figures(
+    root: Path, runs: Sequence[Run], *, single: bool, each_run: bool = False
+) -> list[Path]:
+    """The PNG figures of a report: a run's, or a suite's (and each run's if asked)."""
+    if single:
+        return run_figures(runs[0])
+    written = suite_figures(root, runs)
+    if each_run:
+        for run in runs:
+            written += run_figures(run)
+    return written
