@@ -10,8 +10,11 @@ all samples (no display downsampling).
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -141,14 +144,46 @@ def suite_figures(root: Path, runs: Sequence[Run]) -> list[Path]:
     return written
 
 
+def _run_figures_at(path: Path) -> list[Path]:
+    """:func:`run_figures` by path (what a pool worker receives)."""
+    return run_figures(Run(path))
+
+
+# Measured (quick suite, 2 cores): ~2.9 s of drawing per run against ~3 s to start a
+# spawn worker, so a pool pays from a handful of runs on.
+_POOL_FROM_RUNS = 4
+
+
 def report_figures(
-    root: Path, runs: Sequence[Run], *, single: bool, each_run: bool = False
+    root: Path,
+    runs: Sequence[Run],
+    *,
+    single: bool,
+    each_run: bool = False,
+    workers: int | None = None,
 ) -> list[Path]:
-    """The PNG figures of a report: a run's, or a suite's (and each run's if asked)."""
+    """The PNG figures of a report: a run's, or a suite's (and each run's if asked).
+
+    Parameters
+    ----------
+    workers : int or None
+        Processes drawing the runs' figures (``each_run``). None: one per core from
+        :data:`_POOL_FROM_RUNS` runs on, else 1. The figures do not depend on it.
+    """
     if single:
         return run_figures(runs[0])
     written = suite_figures(root, runs)
-    if each_run:
+    if not each_run:
+        return written
+    n_workers = workers or (
+        min(os.cpu_count() or 1, len(runs)) if len(runs) >= _POOL_FROM_RUNS else 1
+    )
+    if n_workers <= 1:
         for run in runs:
             written += run_figures(run)
+        return written
+    context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
+    with ProcessPoolExecutor(max_workers=n_workers, mp_context=context) as pool:
+        for paths in pool.map(_run_figures_at, [r.path for r in runs]):
+            written += paths
     return written
