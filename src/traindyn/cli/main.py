@@ -85,7 +85,7 @@ def run(
     from traindyn.experiments.suite import builtin_suite, expand_suite, load_suite
 
     path = Path(suite)
-    is_file = path.suffix in (".yaml", ".yml") or path.exists()
+    is_file = path.suffix in (".yaml", ".yml") or path.is_file()
     spec = load_suite(path) if is_file else builtin_suite(suite)
     experiments = expand_suite(spec, source=str(path) if is_file else f"suite {suite!r}")
     if dry_run:
