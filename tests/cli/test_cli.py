@@ -215,3 +215,13 @@ def test_analyze_help_describes_probe_noise() -> None:
     assert result.exit_code == 0
     assert "--probe-noise" in result.output and "--checkpoints" in result.output
     assert "probe_noise.parquet" in result.output
+
+
+def test_a_directory_named_like_a_suite_is_not_a_suite_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "quick").mkdir()  # e.g. runs written with --out quick
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["run", "quick", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "mlp_medium_digits_s0" in result.output
