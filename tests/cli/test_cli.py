@@ -224,4 +224,4 @@ def test_a_directory_named_like_a_suite_is_not_a_suite_file(
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["run", "quick", "--dry-run"])
     assert result.exit_code == 0, result.output
-    assert "mlp_medium_digits_s0" in result.output
+    assert "quick: 12 experiments" in result.output
