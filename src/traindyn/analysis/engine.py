@@ -62,7 +62,7 @@ from traindyn.analysis.convergence import Convergence, Criterion, convergence
 from traindyn.analysis.critical_periods import CriticalPeriods, critical_periods
 from traindyn.analysis.evidence import event_evidence, replication
 from traindyn.analysis.jumps import Detector, detect_jumps, jump_types
-from traindyn.analysis.phases import fraction_windows, phase_summary, phases_of
+from traindyn.analysis.phases import Phase, fraction_windows, phase_summary, phases_of
 from traindyn.analysis.trajectories import (
     layer_depths,
     pool_temporal,
@@ -409,9 +409,7 @@ def analyze_run(
         boundaries=opts.temporal_boundaries,
         names=opts.temporal_names,
     )
-    windows = phases_of(r) or fraction_windows(
-        total, boundaries=opts.temporal_boundaries, names=opts.temporal_names
-    )
+    windows = phases_of(r) or _fraction_windows(total, opts)
     phase_tables = []
     if len(m):
         metric_rows = m if not opts.metrics else m[m["metric"].isin(opts.metrics)]
@@ -455,6 +453,17 @@ def analyze_run(
         notes=tuple(notes),
         probe_floor=probe_floor,
     )
+
+
+def _fraction_windows(total: int, opts: AnalysisOptions) -> list[Phase]:
+    """The early/mid/late windows, or one window for a run too short to cut in three
+    (a run killed after its first samples still gets its per-phase summary)."""
+    try:
+        return fraction_windows(
+            total, boundaries=opts.temporal_boundaries, names=opts.temporal_names
+        )
+    except ConfigError:
+        return [Phase("all", 0, total + 1)]
 
 
 def _read_table(run: Run, name: str) -> pd.DataFrame | None:
