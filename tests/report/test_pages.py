@@ -229,3 +229,23 @@ def test_null_control_bands_and_predictions_reach_the_page(tmp_path: Path) -> No
     assert bands[1]["steps"][:3] == [0, 10, 20] and bands[1]["hi"][:3] == [1.0, 1.005, 1.01]
     text = report(run.path, figures=False).path.read_text()
     assert "Pre-registered predictions" in text and "PR of l1 drops by &gt; 10%" in text
+
+
+def test_runs_sharing_an_id_get_their_own_block(tmp_path: Path) -> None:
+    planted_run(tmp_path / "a" / "mlp_s0", seed=0, n_samples=30)
+    planted_run(tmp_path / "b" / "mlp_s0", seed=1, n_samples=30)
+    text = report(tmp_path, figures=False).path.read_text()
+    payload = _payload(text)
+    assert payload["order"] == ["a/mlp_s0", "b/mlp_s0"]
+    first, second = (payload["runs"][k]["metrics"]["stable_rank"]["z"] for k in payload["order"])
+    assert first != second
+    assert 'data-run="a/mlp_s0"' in text and 'data-run="b/mlp_s0"' in text
+
+
+def test_a_run_killed_after_one_sample_still_gets_a_report(tmp_path: Path) -> None:
+    with Run.create(tmp_path / "one") as run:
+        run.append_metrics([(0, "l0", "participation_ratio", 1.0)])
+    result = report(run.path, figures=True)
+    assert result.analysed == ("one",)
+    assert _payload(result.path.read_text())["metrics"]["participation_ratio"]["steps"] == [0]
+    assert (run.path / "figures" / "heatmap-participation_ratio.png").is_file()

@@ -362,13 +362,23 @@ def directory_page(root: Path, runs: Sequence[Run], *, max_points: int = DEFAULT
     parts.append(
         section(
             "Architecture comparison",
-            plot_html("by-arch")
+            (
+                plot_html("by-arch")
+                if data["by_arch"]
+                else '<p class="td-empty">No architecture recorded in these runs\' configs.</p>'
+            )
             + table_html(_directory_table(root, "by_arch"), empty="No architecture table."),
             anchor="archs",
         )
     )
     parts.append(
-        section("Temporal distribution of change", plot_html("pooled-temporal"), anchor="temporal")
+        section(
+            "Temporal distribution of change",
+            plot_html("pooled-temporal")
+            if data["temporal"]
+            else '<p class="td-empty">No suite analysis yet (traindyn analyze DIR).</p>',
+            anchor="temporal",
+        )
     )
     groups = list(data["bands"])
     if groups:
@@ -390,15 +400,15 @@ def directory_page(root: Path, runs: Sequence[Run], *, max_points: int = DEFAULT
         body = '<p class="td-empty">No group has two or more seeds.</p>'
     parts.append(section("Seed bands", body, anchor="bands"))
     blocks = []
-    for i, run in enumerate(runs):
+    for i, (key, run) in enumerate(zip(data["order"], runs, strict=True)):
         hidden = "" if i == 0 else " hidden"
         blocks.append(
-            f'<div class="td-scope td-run-block" data-run="{html.escape(run.id)}"{hidden}>'
-            f"{_run_block(run, data['runs'][run.id])}</div>"
+            f'<div class="td-scope td-run-block" data-run="{html.escape(key)}"{hidden}>'
+            f"{_run_block(run, data['runs'][key])}</div>"
         )
     chooser = (
         '<div class="td-controls">'
-        + select_html("td-run", [r.id for r in runs], label="run", selected=runs[0].id)
+        + select_html("td-run", data["order"], label="run", selected=data["order"][0])
         + "</div>"
     )
     parts.append(section("Runs", chooser + "".join(blocks), anchor="runs"))

@@ -54,6 +54,7 @@ __all__ = [
     "directory_data",
     "downsample_rule",
     "run_data",
+    "run_keys",
     "run_token",
     "stride",
 ]
@@ -567,8 +568,9 @@ def directory_data(
     from traindyn.analysis import seed_group
 
     base = Path(root)
-    by_id = {r.id: r for r in runs}
-    groups = {r.id: seed_group(r)[0] for r in runs}
+    keys = run_keys(base, runs)
+    by_id = {keys[i]: r for i, r in enumerate(runs)}
+    groups = {keys[i]: seed_group(r)[0] for i, r in enumerate(runs)}
     by_arch = _directory_table(base, "by_arch")
     temporal = _directory_table(base, "temporal")
     pooled: dict[str, Any] = {}
@@ -585,8 +587,8 @@ def directory_data(
         "kind": "directory",
         "version": PAYLOAD_VERSION,
         "root": str(base),
-        "order": [r.id for r in runs],
-        "runs": {r.id: run_data(r, max_points=max_points) for r in runs},
+        "order": keys,
+        "runs": {keys[i]: run_data(r, max_points=max_points) for i, r in enumerate(runs)},
         "groups": groups,
         "bands": _bands(by_id, groups, max_points),
         "by_arch": _wide_table(
@@ -596,6 +598,30 @@ def directory_data(
         ),
         "temporal": pooled,
     }
+
+
+def run_keys(root: Path, runs: Sequence[Run]) -> list[str]:
+    """How a suite page names its runs: the id, or the path under ``root`` when two
+    runs share an id (``a/mlp_s0`` and ``b/mlp_s0``).
+
+    Examples
+    --------
+    >>> class R:
+    ...     def __init__(self, p): self.path, self.id = Path(p), Path(p).name
+    >>> run_keys(Path("/x"), [R("/x/a/m"), R("/x/b/m"), R("/x/c")])
+    ['a/m', 'b/m', 'c']
+    """
+    ids = [r.id for r in runs]
+    out = []
+    for run in runs:
+        if ids.count(run.id) > 1:
+            try:
+                out.append(run.path.relative_to(root).as_posix())
+            except ValueError:
+                out.append(str(run.path))
+        else:
+            out.append(run.id)
+    return out
 
 
 def _directory_table(root: Path, name: str) -> pd.DataFrame | None:
