@@ -85,6 +85,9 @@ def test_run_payload_carries_the_planted_event_and_analysis_panels(suite: Path) 
         np.nansum(np.array(temporal["share"], dtype=float), axis=1), 1.0, rtol=1e-4
     )
     assert [p["name"] for p in data["phases"]] == ["early", "mid", "late"]
+    critical = pd.read_parquet(suite / "mlp_synthetic_s0" / "analysis" / "critical_periods.parquet")
+    assert data["critical"]["start"] == critical["start"].tolist()
+    assert data["critical"]["layer"] == critical["layer"].tolist()
 
 
 def test_token_changes_when_rows_land(tmp_path: Path) -> None:

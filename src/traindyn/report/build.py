@@ -603,7 +603,7 @@ def report(
         if on_step:
             on_step(f"analysing {len(todo) or len(runs)} run(s)")
         analyze(root, workers=None)
-        analysed = tuple(r.id for r in todo)
+        analysed = tuple(r.id for r in todo or runs)
     if on_step:
         on_step("building the page")
     text = (

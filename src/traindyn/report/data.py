@@ -23,7 +23,8 @@ whenever the run's files change: the live view redraws when it does), ``downsamp
 (``n_samples``, ``stride``, ``max_points``), ``metrics`` (metric -> ``{"steps": [...],
 "layers": [...], "z": [[value per step] per layer]}``), ``scalars`` (name -> ``{"steps",
 "values"}``), ``events`` (surviving events: ``layer, metric, step, shape, type, snr,
-q_value``), ``critical`` (``layer, metric, start, end``), ``phases`` (``name, start,
+q_value``), ``critical`` (``{"layer": [...], "metric": [...], "start": [...], "end": [...]}``, one
+list per column), ``phases`` (``name, start,
 end``), ``convergence`` (metric -> ``{"layers", "depth", "step"}``, step None when the
 layer never stabilised), ``temporal`` (metric -> ``{"layers", "windows", "share"}``) and
 ``chance`` (metric -> a list of null-control bands ``{"control", "layer", "steps",
@@ -226,6 +227,22 @@ def _records(table: pd.DataFrame | None, columns: Sequence[str]) -> list[dict[st
             else:
                 record[column] = str(value)
         out.append(record)
+    return out
+
+
+def _columns(table: pd.DataFrame | None, columns: Sequence[str]) -> dict[str, list[Any]]:
+    """A table as one list per column (no repeated keys: critical periods are many)."""
+    if table is None or table.empty:
+        return {c: [] for c in columns}
+    out: dict[str, list[Any]] = {}
+    for column in columns:
+        values = table[column]
+        if pd.api.types.is_integer_dtype(values):
+            out[column] = [int(v) for v in values]
+        elif pd.api.types.is_float_dtype(values):
+            out[column] = _round(values.to_numpy(dtype=np.float64))
+        else:
+            out[column] = [str(v) for v in values]
     return out
 
 
@@ -483,7 +500,7 @@ def run_data(run: Run | str | Path, *, max_points: int = DEFAULT_MAX_POINTS) -> 
         "events": _records(
             events, ("layer", "metric", "step", "shape", "type", "snr", "q_value", "delta")
         ),
-        "critical": _records(
+        "critical": _columns(
             _analysis(run_, "critical_periods"), ("layer", "metric", "start", "end")
         ),
         "phases": _phases(_analysis(run_, "phases")),

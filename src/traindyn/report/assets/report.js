@@ -139,7 +139,10 @@
                     y0: 0, y1: 1, line: { color: colour(layerIndex[e.layer]), width: 1.3,
                     dash: "dash" } });
     });
-    run.critical.filter(function (c) {
+    var crit = run.critical;
+    crit.metric.map(function (m, k) {
+      return { metric: m, layer: crit.layer[k], start: crit.start[k], end: crit.end[k] };
+    }).filter(function (c) {
       return c.metric === metric && layerIndex[c.layer] !== undefined;
     }).forEach(function (c) {
       shapes.push({ type: "rect", xref: "x", yref: "paper", x0: c.start, x1: c.end,
