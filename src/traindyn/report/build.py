@@ -17,11 +17,14 @@ from typing import Any
 
 import pandas as pd
 
-from traindyn.exceptions import RunNotFound, StoreError
+from traindyn.exceptions import RunNotFound
 from traindyn.report.data import (
     DEFAULT_MAX_POINTS,
+    analysis_json,
+    analysis_table,
     compare_data,
     directory_data,
+    directory_table,
     run_data,
 )
 from traindyn.report.html import (
@@ -81,22 +84,6 @@ class Report:
     n_runs: int
     figures: tuple[Path, ...] = ()
     analysed: tuple[str, ...] = field(default=())
-
-
-def _read(run: Run, name: str) -> pd.DataFrame | None:
-    try:
-        table = run.read_analysis(name)
-    except StoreError:
-        return None
-    return table if isinstance(table, pd.DataFrame) else None
-
-
-def _read_json(run: Run, name: str) -> dict[str, Any] | None:
-    try:
-        value = run.read_analysis(name)
-    except StoreError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _duration(seconds: float | None) -> str:
@@ -169,8 +156,8 @@ def _what_was_run(data: Mapping[str, Any], run: Run) -> str:
 def _run_block(run: Run, data: Mapping[str, Any]) -> str:
     """Every panel of one run (a report's body, or one run of a suite report)."""
     metrics = list(data["metrics"])
-    summary = _read_json(run, "summary")
-    events = _read(run, "events")
+    summary = analysis_json(run, "summary")
+    events = analysis_table(run, "events")
     parts = [_what_was_run(data, run)]
     if summary is None:
         parts.append(
@@ -232,7 +219,7 @@ def _run_block(run: Run, data: Mapping[str, Any]) -> str:
         "<h3>Jump types</h3>"
         + types_plot
         + table_html(
-            _read(run, "event_types"),
+            analysis_table(run, "event_types"),
             {
                 "type": "type",
                 "n": "events",
@@ -248,7 +235,7 @@ def _run_block(run: Run, data: Mapping[str, Any]) -> str:
         "<h3>Convergence</h3>"
         + (plot_html("convergence") if data["convergence"] else "")
         + table_html(
-            _read(run, "convergence_order"),
+            analysis_table(run, "convergence_order"),
             ("metric", "n_layers", "rho", "p_value", "order"),
             caption="Order across depth: Spearman rho of stabilisation step against depth.",
             empty="No convergence table.",
@@ -259,7 +246,7 @@ def _run_block(run: Run, data: Mapping[str, Any]) -> str:
     parts.append(
         "<h3>Critical periods against chance</h3>"
         + table_html(
-            _read(run, "critical_null"),
+            analysis_table(run, "critical_null"),
             {
                 "metric": "metric",
                 "n_layers": "layers",
@@ -274,7 +261,7 @@ def _run_block(run: Run, data: Mapping[str, Any]) -> str:
             empty="No critical-period table.",
         )
     )
-    chance = _read(run, "chance")
+    chance = analysis_table(run, "chance")
     if chance is not None and not chance.empty and "different" in chance.columns:
         share = (
             chance.groupby(["control", "layer", "metric"], sort=True)["different"]
@@ -295,7 +282,7 @@ def _run_block(run: Run, data: Mapping[str, Any]) -> str:
             f"<code>traindyn analyze {html.escape(str(run.path))} --checkpoints</code> "
             "compares early, mid and late checkpoints of a run with two or more.</p>"
         )
-    predictions = _read(run, "predictions")
+    predictions = analysis_table(run, "predictions")
     if predictions is not None:
         parts.append("<h3>Pre-registered predictions</h3>" + table_html(predictions))
     return "".join(parts)
@@ -326,7 +313,7 @@ def run_page(
 def directory_page(root: Path, runs: Sequence[Run], *, max_points: int = DEFAULT_MAX_POINTS) -> str:
     """The HTML report of a suite: the suite-level panels, then one run at a time."""
     data = directory_data(root, runs, max_points=max_points)
-    overview = _directory_table(root, "overview")
+    overview = directory_table(root, "overview")
     statuses = pd.Series([r.status for r in runs]).value_counts()
     durations = [run_data_duration(r) for r in runs]
     total = sum(d for d in durations if d is not None)
@@ -367,7 +354,7 @@ def directory_page(root: Path, runs: Sequence[Run], *, max_points: int = DEFAULT
                 if data["by_arch"]
                 else '<p class="td-empty">No architecture recorded in these runs\' configs.</p>'
             )
-            + table_html(_directory_table(root, "by_arch"), empty="No architecture table."),
+            + table_html(directory_table(root, "by_arch"), empty="No architecture table."),
             anchor="archs",
         )
     )
@@ -389,7 +376,7 @@ def directory_page(root: Path, runs: Sequence[Run], *, max_points: int = DEFAULT
             + select_html("td-metric", band_metrics, label="metric", selected=band_metrics[0])
             + "</div>"
         )
-        seeds = _directory_table(root, "seeds")
+        seeds = directory_table(root, "seeds")
         body = (
             f'<div class="td-scope">{controls}{plot_html("bands")}</div>'
             + '<div class="td-scroll">'
@@ -426,11 +413,6 @@ def run_data_duration(run: Run) -> float | None:
     manifest = run.manifest
     end = manifest.finished_at or manifest.updated_at
     return (end - manifest.created_at).total_seconds()
-
-
-def _directory_table(root: Path, name: str) -> pd.DataFrame | None:
-    path = root / "analysis" / f"{name}.parquet"
-    return pd.read_parquet(path) if path.is_file() else None
 
 
 def compare_page(a: Run, b: Run, *, max_points: int = DEFAULT_MAX_POINTS) -> str:
@@ -498,7 +480,7 @@ def compare_page(a: Run, b: Run, *, max_points: int = DEFAULT_MAX_POINTS) -> str
     )
     phase_rows = []
     for run in (a, b):
-        phases = _read(run, "phases")
+        phases = analysis_table(run, "phases")
         if phases is not None and not phases.empty:
             phase_rows.append(phases.assign(run=run.id))
     if phase_rows:

@@ -152,7 +152,7 @@ def run_token(path: Path) -> str:
     return str(hash(tuple(parts)) & 0xFFFFFFFFFFFF)
 
 
-def _analysis(run: Run, name: str) -> pd.DataFrame | None:
+def analysis_table(run: Run, name: str) -> pd.DataFrame | None:
     """A stored analysis table, or None when the run has none (not analysed yet)."""
     try:
         table = run.read_analysis(name)
@@ -161,7 +161,8 @@ def _analysis(run: Run, name: str) -> pd.DataFrame | None:
     return table if isinstance(table, pd.DataFrame) else None
 
 
-def _analysis_json(run: Run, name: str) -> dict[str, Any] | None:
+def analysis_json(run: Run, name: str) -> dict[str, Any] | None:
+    """A stored analysis JSON document (``summary``), or None."""
     try:
         value = run.read_analysis(name)
     except StoreError:
@@ -326,7 +327,7 @@ def _chance(table: pd.DataFrame | None, max_points: int) -> dict[str, Any]:
 def _cka(run: Run) -> list[dict[str, Any]]:
     """Square CKA matrices from ``analyze --checkpoints`` (across steps, across layers)."""
     out: list[dict[str, Any]] = []
-    across_steps = _analysis(run, "checkpoint_comparison_across_steps")
+    across_steps = analysis_table(run, "checkpoint_comparison_across_steps")
     if across_steps is not None and not across_steps.empty:
         for layer, rows in across_steps.groupby("layer", sort=False):
             wide = rows.pivot_table(index="step_a", columns="step_b", values="cka", sort=True)
@@ -339,7 +340,7 @@ def _cka(run: Run) -> list[dict[str, Any]]:
                     "z": [_round(r) for r in wide.to_numpy(dtype=np.float64, na_value=np.nan)],
                 }
             )
-    across_layers = _analysis(run, "checkpoint_comparison_across_layers")
+    across_layers = analysis_table(run, "checkpoint_comparison_across_layers")
     if across_layers is not None and not across_layers.empty:
         for step, rows in across_layers.groupby("step", sort=True):
             order = [str(v) for v in pd.unique(rows["layer_a"])]
@@ -483,8 +484,8 @@ def run_data(run: Run | str | Path, *, max_points: int = DEFAULT_MAX_POINTS) -> 
     """
     run_ = run if isinstance(run, Run) else Run(run)
     metrics, n_samples, k = _metrics_payload(run_.metrics, max_points)
-    events = _surviving(_analysis(run_, "events"))
-    summary = _analysis_json(run_, "summary")
+    events = _surviving(analysis_table(run_, "events"))
+    summary = analysis_json(run_, "summary")
     return {
         "kind": "run",
         "version": PAYLOAD_VERSION,
@@ -501,12 +502,12 @@ def run_data(run: Run | str | Path, *, max_points: int = DEFAULT_MAX_POINTS) -> 
             events, ("layer", "metric", "step", "shape", "type", "snr", "q_value", "delta")
         ),
         "critical": _columns(
-            _analysis(run_, "critical_periods"), ("layer", "metric", "start", "end")
+            analysis_table(run_, "critical_periods"), ("layer", "metric", "start", "end")
         ),
-        "phases": _phases(_analysis(run_, "phases")),
-        "convergence": _convergence(_analysis(run_, "convergence")),
-        "temporal": _temporal(_analysis(run_, "temporal")),
-        "chance": _chance(_analysis(run_, "chance"), max_points),
+        "phases": _phases(analysis_table(run_, "phases")),
+        "convergence": _convergence(analysis_table(run_, "convergence")),
+        "temporal": _temporal(analysis_table(run_, "temporal")),
+        "chance": _chance(analysis_table(run_, "chance"), max_points),
         "cka": _cka(run_),
     }
 
@@ -588,8 +589,8 @@ def directory_data(
     keys = run_keys(base, runs)
     by_id = {keys[i]: r for i, r in enumerate(runs)}
     groups = {keys[i]: seed_group(r)[0] for i, r in enumerate(runs)}
-    by_arch = _directory_table(base, "by_arch")
-    temporal = _directory_table(base, "temporal")
+    by_arch = directory_table(base, "by_arch")
+    temporal = directory_table(base, "temporal")
     pooled: dict[str, Any] = {}
     if temporal is not None and not temporal.empty:
         wide = temporal.pivot_table(index="metric", columns="window", values="share", sort=False)
@@ -641,7 +642,8 @@ def run_keys(root: Path, runs: Sequence[Run]) -> list[str]:
     return out
 
 
-def _directory_table(root: Path, name: str) -> pd.DataFrame | None:
+def directory_table(root: Path, name: str) -> pd.DataFrame | None:
+    """A suite's pooled analysis table (``DIR/analysis/<name>.parquet``), or None."""
     path = root / "analysis" / f"{name}.parquet"
     if not path.is_file():
         return None

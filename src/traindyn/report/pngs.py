@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from traindyn.exceptions import StoreError
-from traindyn.report.data import SCALAR_PANELS
+from traindyn.report.data import SCALAR_PANELS, analysis_table, directory_table
 from traindyn.store import Run
 
 __all__ = ["report_figures", "run_figures", "suite_figures"]
@@ -34,11 +33,8 @@ def _safe(name: str) -> str:
 
 
 def _read(run: Run, name: str) -> pd.DataFrame | None:
-    try:
-        table = run.read_analysis(name)
-    except StoreError:
-        return None
-    return table if isinstance(table, pd.DataFrame) and not table.empty else None
+    table = analysis_table(run, name)
+    return table if table is not None and not table.empty else None
 
 
 def _panel_scalars(scalars: pd.DataFrame) -> list[str]:
@@ -122,16 +118,12 @@ def suite_figures(root: Path, runs: Sequence[Run]) -> list[Path]:
 
     out = root / FIGURES_DIR
     written: list[Path] = []
-    by_arch = root / "analysis" / "by_arch.parquet"
-    if by_arch.is_file():
-        table = pd.read_parquet(by_arch)
-        if not table.empty:
-            written.append(fig.arch_comparison(table, path=out / "arch-comparison.png"))
-    temporal = root / "analysis" / "temporal.parquet"
-    if temporal.is_file():
-        table = pd.read_parquet(temporal)
-        if not table.empty:
-            written.append(fig.temporal(table, path=out / "temporal.png"))
+    by_arch = directory_table(root, "by_arch")
+    if by_arch is not None and not by_arch.empty:
+        written.append(fig.arch_comparison(by_arch, path=out / "arch-comparison.png"))
+    temporal = directory_table(root, "temporal")
+    if temporal is not None and not temporal.empty:
+        written.append(fig.temporal(temporal, path=out / "temporal.png"))
     groups = {r.id: seed_group(r)[0] for r in runs}
     sizes = pd.Series(groups).value_counts()
     multi = {i: g for i, g in groups.items() if sizes[g] >= 2}
