@@ -15,11 +15,34 @@ from traindyn.store.checkpoints import save_checkpoint
 runner = CliRunner()
 
 
+SMOKE_PREDICTIONS = """\
+predictions:
+  - id: match-rises
+    claim: every run's probe match rate at least doubles over the 40 steps
+    target: {scalar: probe_accuracy}
+    statistic: relative_change
+    across: all
+    expect: {op: ">=", value: 1.0}
+  - id: no-such-layer
+    claim: a layer that no model has
+    target: {layer: nowhere, metric: participation_ratio}
+    statistic: final
+    expect: {op: ">", value: 0}
+"""
+
+
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    out = tmp_path_factory.mktemp("cli") / "smoke"
+    base = tmp_path_factory.mktemp("cli")
+    out = base / "smoke"
+    predictions = base / "predictions.yaml"
+    predictions.write_text(SMOKE_PREDICTIONS)
     result = runner.invoke(
-        app, ["run", "smoke", "--out", str(out), "--no-progress", "--workers", "1"]
+        app,
+        [
+            *("run", "smoke", "--out", str(out), "--no-progress", "--workers", "1"),
+            *("--predictions", str(predictions)),
+        ],
     )
     return (
         out,
@@ -35,6 +58,70 @@ def test_run_smoke_prints_summary_and_writes_heatmaps(smoke: tuple[Path, str]) -
         assert (out / name / "figures" / "heatmap-participation_ratio.png").stat().st_size > 1000
     assert "finished" in output and "Report:" in output
     assert (out / "report.html").stat().st_size > 1_000_000  # plotly.js is inlined
+
+
+def test_run_locks_predictions_before_training_and_judges_them(
+    smoke: tuple[Path, str],
+) -> None:
+    import pandas as pd
+
+    from traindyn.store import open_run
+
+    out, output = smoke
+    assert "locked (sha256" in output
+    for name in ("mlp_medium_digits_s0", "cnn_shallow_digits_s0", "transformer_shallow_digits_s0"):
+        manifest = open_run(out / name).manifest
+        assert manifest.predictions is not None
+        assert not manifest.predictions.late
+        assert manifest.predictions.locked_at <= manifest.created_at
+    table = pd.read_parquet(out / "analysis" / "predictions.parquet").set_index("id")
+    assert table.loc["no-such-layer", "verdict"] == "UNTESTABLE"
+    assert table.loc["match-rises", "n_series"] == 3
+    accuracy = [
+        open_run(out / n).scalars.query("name == 'probe_accuracy'").sort_values("step")["value"]
+        for n in ("mlp_medium_digits_s0", "cnn_shallow_digits_s0", "transformer_shallow_digits_s0")
+    ]
+    doubled = [a.iloc[-1] >= 2 * a.iloc[0] for a in accuracy]
+    expected = (
+        "SUPPORTED" if all(doubled) else "PARTIALLY SUPPORTED" if any(doubled) else "NOT SUPPORTED"
+    )
+    assert table.loc["match-rises", "verdict"] == expected
+    assert "Predictions:" in output and "UNTESTABLE" in output
+    assert "Pre-registered predictions" in (out / "report.html").read_text()
+
+
+def test_predictions_lock_and_check_from_the_command_line(tmp_path: Path) -> None:
+    from traindyn.store import Run, open_run
+
+    predictions = tmp_path / "p.yaml"
+    predictions.write_text(
+        "predictions:\n- id: up\n  claim: acc rises\n  target: {scalar: acc}\n"
+        "  statistic: change\n  expect: {op: '>', value: 0.5}\n"
+    )
+    run_dir = tmp_path / "run"
+    locked = runner.invoke(app, ["predictions", "lock", str(predictions), "--run", str(run_dir)])
+    assert locked.exit_code == 0, locked.output
+    assert "Pending lock" in locked.output
+    run = Run.create(run_dir, handle_signals=False)
+    run.append_scalars(0, {"acc": 0.1})
+    run.append_scalars(10, {"acc": 0.9})
+    run.finish()
+    checked = runner.invoke(app, ["predictions", "check", str(run_dir)])
+    assert checked.exit_code == 0, checked.output
+    text = " ".join(checked.output.split())
+    assert "SUPPORTED" in text and "before any data" in text
+    assert "1 supported" in text
+
+    again = runner.invoke(app, ["predictions", "lock", str(predictions), "--run", str(run_dir)])
+    assert again.exit_code == 0  # the same file: already locked, nothing changes
+    predictions.write_text(predictions.read_text().replace("0.5", "0.9"))
+    edited = runner.invoke(app, ["predictions", "check", str(run_dir)])
+    text = " ".join(edited.output.split())
+    assert "EDITED AFTER LOCK" in text and "up changed" in text
+    refused = runner.invoke(app, ["predictions", "lock", str(predictions), "--run", str(run_dir)])
+    assert refused.exit_code == 2
+    assert "never replaced" in " ".join(refused.output.split())
+    assert open_run(run_dir).manifest.predictions is not None
 
 
 def test_ls_lists_the_runs(smoke: tuple[Path, str]) -> None:

@@ -28,7 +28,9 @@ def test_train_records_metrics_scalars_and_checkpoints(tmp_path: Path) -> None:
     outcome = train(s, tmp_path / "r")
     run = td.open_run(tmp_path / "r")
     assert run.is_finished
-    assert sorted(run.metrics["step"].unique()) == [0, 10, 20, 30]
+    # every 10, plus the milestones at 15/30/50/100% of 30 steps (and 29, a loop's last)
+    assert sorted(run.metrics["step"].unique()) == [0, 4, 9, 10, 15, 20, 29, 30]
+    assert run.manifest.config["tracker"]["milestone_steps"] == [4, 9, 15, 29, 30]
     assert run.checkpoints() == [0, 20, 30]  # scheduled + final
     assert run.manifest.config["experiment"]["arch"] == "mlp_medium"
     loss = run.scalars.query("name == 'loss'")

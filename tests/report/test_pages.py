@@ -252,3 +252,31 @@ def test_a_run_killed_after_one_sample_still_gets_a_report(tmp_path: Path) -> No
     assert result.analysed == ("one",)
     assert _payload(result.path.read_text())["metrics"]["participation_ratio"]["steps"] == [0]
     assert (run.path / "figures" / "heatmap-participation_ratio.png").is_file()
+
+
+def test_milestones_and_a_real_prediction_check_reach_the_page(tmp_path: Path) -> None:
+    from traindyn.analysis import predictions
+
+    spec = tmp_path / "p.yaml"
+    spec.write_text(
+        "predictions:\n- id: acc-up\n  claim: accuracy <rises>\n"
+        "  target: {scalar: probe_accuracy}\n"
+        "  window: {fraction: [0, 0.3]}\n  statistic: relative_change\n"
+        "  expect: {op: '>=', value: 0.5}\n"
+    )
+    predictions.lock(spec, run=tmp_path / "run")
+    run = planted_run(tmp_path / "run", seed=0)
+    analyze(run.path)
+    spec.write_text(spec.read_text().replace("0.5", "0.1"))  # edited after the lock
+    result = predictions.check(run.path)
+    assert result.edited
+    text = report(run.path, figures=False).path.read_text()
+    assert "<h3>Milestones</h3>" in text
+    milestones = run.read_analysis("milestones")
+    assert list(milestones["target_step"]) == [299, 598, 998, 1995]  # of 1995 steps
+    assert "Pre-registered predictions" in text
+    assert "accuracy &lt;rises&gt;" in text  # escaped
+    assert "EDITED AFTER LOCK" in text
+    assert re.search(r"predictions locked.*before any data", text)
+    verdict = result.table.loc[0, "verdict"]
+    assert f"1 {verdict.lower()}" in text

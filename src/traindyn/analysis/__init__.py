@@ -19,9 +19,14 @@ One function per question the seeds asked, each on a run's long tables:
 * :func:`cka_matrix` and the architecture-specific similarities of checkpoints (pure
   functions of :mod:`traindyn.metrics`, re-exported; measuring checkpoints is
   :func:`traindyn.capture.compare_checkpoints`);
+* :func:`milestones`: loss, match rate and confidence on right and wrong answers at
+  15, 30, 50 and 100% of training;
+* :mod:`~traindyn.analysis.predictions`: pre-registered predictions, locked before a
+  run and judged after it;
 * :func:`analyze_run` / :func:`analyze`: all of it, written to ``analysis/``.
 """
 
+from traindyn.analysis import predictions
 from traindyn.analysis.baselines import chance_coordination, coordination_null
 from traindyn.analysis.chance import (
     chance_bands,
@@ -84,6 +89,7 @@ from traindyn.analysis.jumps import (
     scan_peaks,
     zscore_events,
 )
+from traindyn.analysis.milestones import MILESTONE_COLUMNS, milestones
 from traindyn.analysis.noise import (
     AR1,
     ar1_noise,
@@ -131,6 +137,7 @@ from traindyn.metrics import (
 __all__ = [
     "AR1",
     "DEFAULT_DETECTOR",
+    "MILESTONE_COLUMNS",
     "AccuracyJump",
     "AnalysisOptions",
     "AttentionSimilarity",
@@ -193,6 +200,7 @@ __all__ = [
     "jump_types",
     "layer_depths",
     "match_events",
+    "milestones",
     "order_class",
     "pelt",
     "phase_summary",
@@ -201,6 +209,7 @@ __all__ = [
     "planted_metrics",
     "pool_temporal",
     "precision_floor",
+    "predictions",
     "quantum",
     "replication",
     "scan_null",

@@ -62,6 +62,7 @@ from traindyn.analysis.convergence import Convergence, Criterion, convergence
 from traindyn.analysis.critical_periods import CriticalPeriods, critical_periods
 from traindyn.analysis.evidence import event_evidence, replication
 from traindyn.analysis.jumps import Detector, detect_jumps, jump_types
+from traindyn.analysis.milestones import MILESTONE_COLUMNS, milestones
 from traindyn.analysis.phases import Phase, fraction_windows, phase_summary, phases_of
 from traindyn.analysis.trajectories import (
     layer_depths,
@@ -182,6 +183,10 @@ class RunAnalysis:
         ``layer, metric, noise, n_steps``: the probe-resampling noise that joined each
         series' floor (the median over ``n_steps`` checkpoints of the ``probe_noise``
         table); empty when the run has none.
+    milestones : DataFrame
+        :func:`~traindyn.analysis.milestones.milestones`: loss, match rate and confidence
+        on right and wrong answers at 15, 30, 50 and 100% of training (or the run's own
+        milestones).
     """
 
     run_id: str
@@ -197,6 +202,9 @@ class RunAnalysis:
     phases: pd.DataFrame
     notes: tuple[str, ...] = field(default=())
     probe_floor: pd.DataFrame = field(default_factory=lambda: _empty_probe_floor())
+    milestones: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(MILESTONE_COLUMNS))
+    )
 
     @property
     def surviving(self) -> pd.DataFrame:
@@ -218,6 +226,7 @@ class RunAnalysis:
             "chance": self.chance,
             "temporal": self.temporal,
             "phases": self.phases,
+            "milestones": self.milestones,
         }
 
     def headline(self) -> dict[str, Any]:
@@ -452,6 +461,7 @@ def analyze_run(
         phases=phases,
         notes=tuple(notes),
         probe_floor=probe_floor,
+        milestones=milestones(r, scalars=s),
     )
 
 

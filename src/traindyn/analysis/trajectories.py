@@ -163,9 +163,13 @@ def layer_depths(metrics: pd.DataFrame, *, order: Sequence[str] | None = None) -
 
 def total_steps_of(run: Run, *tables: pd.DataFrame) -> int:
     """Length of training in steps: ``total_steps`` from ``run.json`` when recorded
-    (suites record it), else the largest step in ``tables``."""
+    (suites record it; so does a Tracker given ``total_steps``), else the largest step in
+    ``tables``."""
     config = run.manifest.config
     total = config.get("total_steps") if isinstance(config, Mapping) else None
+    tracker = config.get("tracker") if isinstance(config, Mapping) else None
+    if total is None and isinstance(tracker, Mapping):
+        total = tracker.get("total_steps")
     if isinstance(total, int) and total > 0:
         return total
     steps = [int(t["step"].max()) for t in tables if not t.empty]

@@ -18,16 +18,18 @@ from traindyn.capture.posthoc import (
     write_checkpoint_comparison,
 )
 from traindyn.capture.schedule import AtSteps, Every, LogSpaced, Schedule, as_schedule
-from traindyn.capture.tracker import Tracker, TrackerWarning
+from traindyn.capture.tracker import DEFAULT_MILESTONES, Mirror, Tracker, TrackerWarning
 
 __all__ = [
     "CONTROLS",
+    "DEFAULT_MILESTONES",
     "AtSteps",
     "Capture",
     "CheckpointComparison",
     "Control",
     "Every",
     "LogSpaced",
+    "Mirror",
     "Schedule",
     "Tracker",
     "TrackerWarning",

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -56,7 +56,28 @@ from traindyn.metrics import DEFAULT_METRICS, Measurement, get_metric, measure, 
 from traindyn.store import Run
 from traindyn.store.checkpoints import fingerprint, save_checkpoint
 
-__all__ = ["CaptureMode", "ReduceRule", "Tracker", "TrackerWarning"]
+__all__ = ["DEFAULT_MILESTONES", "CaptureMode", "Mirror", "ReduceRule", "Tracker", "TrackerWarning"]
+
+DEFAULT_MILESTONES = (0.15, 0.30, 0.50, 1.00)
+"""Fractions of training at which a probe sample is always taken (seed 004's checkpoints)."""
+
+
+@runtime_checkable
+class Mirror(Protocol):
+    """Somewhere else to send what the tracker records (TensorBoard, W&B...).
+
+    ``log`` is called on the tracker's worker thread, after the values are appended to the
+    run: once per sample with every ``"<layer>/<metric>"`` and the probe scalars, and with
+    the training scalars of each ``step()`` call. Steps increase within each of the two
+    kinds, not across them (a sample of step 10 may follow the scalars of step 13).
+    Values may be NaN. ``close`` is called once, by :meth:`Tracker.close`. A mirror that
+    raises is dropped with a warning; the run itself is never affected.
+    """
+
+    def log(self, step: int, values: Mapping[str, float]) -> None: ...
+
+    def close(self) -> None: ...
+
 
 CaptureMode = Literal["probe", "batch"]
 ReduceRule = Literal["mean", "flatten", "per_position"]
@@ -133,6 +154,23 @@ class Tracker:
         Extra configuration recorded in ``run.json`` (hyper-parameters, dataset...).
     resume : bool
         Append to an existing run directory (use with :meth:`load_state_dict`).
+    total_steps : int, optional
+        Optimiser updates the training will make. With it, the run records it and the
+        ``milestones`` are sampled. May be assigned (``tracker.total_steps = n``) until the
+        first ``step``: frameworks know it only when training starts.
+    milestones : sequence of float in (0, 1], or None
+        Fractions of ``total_steps`` always sampled, whatever ``every`` says: steps
+        ``round(f * total_steps)`` (step ``total_steps`` is the state after the last
+        update; ``total_steps - 1`` is sampled too for loops that stop there). Default
+        15, 30, 50 and 100% (seed 004); read back with
+        :func:`traindyn.analysis.milestones`.
+    mirrors : sequence of Mirror
+        Also send every recorded value to these (e.g.
+        :class:`traindyn.integrations.TensorBoardMirror`); see :class:`Mirror`.
+    predictions : str or Path, optional
+        A predictions YAML file (:mod:`traindyn.analysis.predictions`) locked into
+        ``run.json`` when the run is created, before any data: its SHA-256, its text and
+        the time. Judge it after training with ``traindyn predictions check``.
 
     Notes
     -----
@@ -159,6 +197,10 @@ class Tracker:
         queue_size: int = 8,
         config: Mapping[str, Any] | None = None,
         resume: bool = False,
+        total_steps: int | None = None,
+        milestones: Sequence[float] | None = DEFAULT_MILESTONES,
+        mirrors: Sequence[Mirror] = (),
+        predictions: str | Path | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ConfigError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
@@ -196,6 +238,22 @@ class Tracker:
         self.queue_size = queue_size
         self.config = dict(config or {})
         self.resume = resume
+        self.total_steps = total_steps
+        self.milestones = _check_milestones(milestones)
+        for i, mirror in enumerate(mirrors):
+            if not isinstance(mirror, Mirror):
+                raise ConfigError(
+                    f"mirrors[{i}] must have log(step, values) and close() methods; got "
+                    f"{type(mirror).__name__}."
+                )
+        self.mirrors = list(mirrors)
+        self.predictions = None if predictions is None else Path(predictions)
+        if self.predictions is not None and not self.predictions.is_file():
+            raise ConfigError(
+                f"predictions file {str(self.predictions)!r} does not exist; pass the path "
+                "of a predictions YAML (see traindyn.analysis.predictions)."
+            )
+        self._milestone_steps = _milestone_steps(total_steps, self.milestones)  # validates
         self.schedule_: Schedule = as_schedule(every)
         self.checkpoint_schedule_: Schedule | None = (
             None
@@ -249,6 +307,17 @@ class Tracker:
         self.device_ = model_device(self.model)
         if self.mode == "probe":
             self.probe_x_, self.probe_y_ = prepare_probe(self.probe, self.device_)
+        self._milestone_steps = _milestone_steps(self.total_steps, self.milestones)
+        lock = None
+        if self.predictions is not None:
+            if isinstance(self.run, Run):
+                raise ConfigError(
+                    "predictions= needs the tracker to create the run; pass run= as a path, "
+                    "or lock with traindyn.analysis.predictions.lock before Run.create."
+                )
+            from traindyn.analysis.predictions import lock_for_tracker  # analysis imports capture
+
+            lock = lock_for_tracker(self.predictions, self.run)
         if isinstance(self.run, Run):
             self.run_ = self.run
         else:
@@ -257,6 +326,7 @@ class Tracker:
                 config=self._run_config(),
                 model_fingerprint=fingerprint(self.model, self.config.get("model")),
                 probe=self._probe_description(),
+                predictions=lock,
                 exist_ok=self.resume,
             )
         # On SIGTERM/SIGINT the store only flushes; the KeyboardInterrupt/SystemExit then
@@ -288,6 +358,8 @@ class Tracker:
                 status, error = "failed", f"recording failed: {self._worker_error!r}"
             self.run_.finish(status=status, error=error)  # a no-op if already finished
         finally:
+            for mirror in self.mirrors:
+                self._call_mirror(mirror, "close")
             self._emit_warnings()
         self._raise_worker_error()
 
@@ -296,8 +368,8 @@ class Tracker:
 
     # ------------------------------------------------------------------ training API
     def is_due(self, step: int) -> bool:
-        """True when ``step`` will be measured."""
-        return self.schedule_.is_due(step)
+        """True when ``step`` will be measured (its schedule or a milestone)."""
+        return self.schedule_.is_due(step) or step in self._milestone_steps
 
     @contextmanager
     def watch(self, step: int) -> Iterator[None]:
@@ -337,8 +409,11 @@ class Tracker:
             detached here and converted off the training thread.
         outputs, targets : tensor, optional
             Logits ``(n, classes)`` (or ``(n, t, vocab)``) and integer targets of the
-            training batch: ``batch_accuracy`` and ``batch_confidence`` (mean probability
-            of the correct class) are recorded.
+            training batch: ``batch_accuracy``, ``batch_confidence`` (mean probability
+            of the correct class), ``batch_loss`` and ``batch_confidence_correct`` /
+            ``_incorrect`` are recorded.
+
+        A second call with the same ``step`` records its scalars only (no second sample).
         """
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise ConfigError(f"step must be a non-negative int; got {step!r}.")
@@ -349,6 +424,7 @@ class Tracker:
             )
         self._start()
         self._raise_worker_error()
+        repeated = self._last_seen == step  # a second call for one step records scalars only
         self._last_seen = step
         pending = _Pending(step)
         for name, value in (("loss", loss), ("lr", lr), ("grad_norm", grad_norm), *scalars.items()):
@@ -363,6 +439,9 @@ class Tracker:
         if pending.values:
             with self._lock:  # the worker drains this buffer, even while training pauses
                 self._scalar_buffer.append(pending)
+        if repeated:
+            self._emit_warnings()
+            return
         if self.is_due(step):
             self._sample(step)
             self._last_step = step
@@ -528,15 +607,16 @@ class Tracker:
         with self._lock:
             pending, self._scalar_buffer = self._scalar_buffer, []
         for item in pending:
-            self.run_.append_scalars(item.step, {k: _to_float(v) for k, v in item.values.items()})
+            values = _floats(item.values)
+            self.run_.append_scalars(item.step, values)
+            self._mirror(item.step, values)
 
     def _measure(self, sample: _Sample) -> None:
-        if sample.stats:
-            self.run_.append_scalars(
-                sample.step, {k: _to_float(v) for k, v in sample.stats.items()}
-            )
+        values = _floats(sample.stats)
+        if values:
+            self.run_.append_scalars(sample.step, values)
         rows: list[tuple[int, str, str, float, str | None]] = []
-        values = {k: _to_float(v) for k, v in sample.stats.items()}
+        values = dict(values)
         for layer in self.layers_:
             label = layer or ROOT_LABEL
             try:
@@ -560,6 +640,7 @@ class Tracker:
                     f"{sample.step}: {reason}",
                 )
         self.run_.append_metrics(rows)
+        self._mirror(sample.step, values)
         with self._measured:
             self._results[sample.step] = values
             for old in sorted(self._results)[:-16]:
@@ -572,6 +653,22 @@ class Tracker:
             return [Measurement(m, math.nan, reason) for m in self.metrics]
         X = reduce_activation(acts, rule=self.reduce, layout=self.layouts_[layer])
         return measure(X, self.metrics)
+
+    def _mirror(self, step: int, values: Mapping[str, float]) -> None:
+        for mirror in list(self.mirrors):
+            self._call_mirror(mirror, "log", step, values)
+
+    def _call_mirror(self, mirror: Mirror, method: str, *args: Any) -> None:
+        try:
+            getattr(mirror, method)(*args)
+        except Exception as exc:  # a mirror's failure never costs the run its data
+            if mirror in self.mirrors:
+                self.mirrors.remove(mirror)
+            self._warn_once(
+                f"mirror:{id(mirror)}",
+                f"mirror {type(mirror).__name__} failed in {method}() and is dropped; the "
+                f"run keeps recording: {type(exc).__name__}: {exc}",
+            )
 
     def _warn_once(self, key: str, message: str) -> None:
         with self._lock:
@@ -607,6 +704,10 @@ class Tracker:
                 "checkpoint_schedule": None
                 if self.checkpoint_schedule_ is None
                 else repr(self.checkpoint_schedule_),
+                "total_steps": self.total_steps,
+                "milestones": list(self.milestones),
+                "milestone_steps": sorted(self._milestone_steps),
+                "mirrors": [type(m).__name__ for m in self.mirrors],
             },
             **self.config,
         }
@@ -634,6 +735,34 @@ class _FlushRequest:
 
 class _IdleType:
     """Nothing arrived within half a flush interval: time to check the flush clock."""
+
+
+def _check_milestones(milestones: Sequence[float] | None) -> tuple[float, ...]:
+    if milestones is None:
+        return ()
+    out: list[float] = []
+    for i, f in enumerate(milestones):
+        if isinstance(f, bool) or not isinstance(f, numbers.Real) or not 0 < f <= 1:
+            raise ConfigError(
+                f"milestones[{i}] must be a fraction of training in (0, 1]; got {f!r} "
+                "(write 30% as 0.3)."
+            )
+        out.append(float(f))
+    return tuple(sorted(set(out)))
+
+
+def _milestone_steps(total_steps: int | None, milestones: Sequence[float]) -> frozenset[int]:
+    """Steps sampled for the milestones: ``round(f * total_steps)``, plus ``total_steps - 1``."""
+    if total_steps is None or not milestones:
+        return frozenset()
+    if isinstance(total_steps, bool) or not isinstance(total_steps, numbers.Integral):
+        raise ConfigError(f"total_steps must be a positive int; got {total_steps!r}.")
+    if total_steps < 1:
+        raise ConfigError(f"total_steps must be >= 1; got {total_steps!r}.")
+    steps = {round(f * int(total_steps)) for f in milestones}
+    if 1.0 in milestones:
+        steps.add(int(total_steps) - 1)
+    return frozenset(steps)
 
 
 def _scalar(name: str, value: Any) -> float | torch.Tensor:
@@ -673,6 +802,10 @@ def _classification_stats(
 ) -> dict[str, torch.Tensor]:
     """Accuracy ("match rate"), mean probability of the correct class and cross-entropy.
 
+    Also the mean probability of the correct class over the examples predicted right
+    (``*_confidence_correct``) and wrong (``*_confidence_incorrect``; NaN when there are
+    none, and then not recorded): seed 004's "token-level confidence on correct vs incorrect answers".
+
     ``logits`` are ``(n, classes)``, ``(n, t, vocab)`` with ``(n, t)`` targets, or binary
     ``(n,)``/``(n, 1)`` logits of the positive class (sigmoid). Negative targets (the
     ``-100`` ignore index) are skipped. Returns 0-d tensors (no host sync here).
@@ -710,10 +843,25 @@ def _classification_stats(
         probs = torch.softmax(logits.double(), dim=-1)
         correct = probs.gather(1, targets.long().unsqueeze(1)).squeeze(1)
         predicted = logits.argmax(dim=-1)
+    hit = predicted == targets
     return {
-        f"{prefix}_accuracy": (predicted == targets).double().mean(),
+        f"{prefix}_accuracy": hit.double().mean(),
         f"{prefix}_confidence": correct.mean(),
         f"{prefix}_loss": -torch.log(correct.clamp_min(1e-300)).mean(),
+        # seed 004: is a right answer a confident one? (NaN when no example is right/wrong)
+        f"{prefix}_confidence_correct": correct[hit].mean(),
+        f"{prefix}_confidence_incorrect": correct[~hit].mean(),
+    }
+
+
+_UNDEFINED_WHEN_EMPTY = ("_confidence_correct", "_confidence_incorrect")
+
+
+def _floats(values: Mapping[str, float | torch.Tensor]) -> dict[str, float]:
+    """Scalars as floats; a confidence over no right (or no wrong) answer is left out."""
+    out = {k: _to_float(v) for k, v in values.items()}
+    return {
+        k: v for k, v in out.items() if not (k.endswith(_UNDEFINED_WHEN_EMPTY) and math.isnan(v))
     }
 
 

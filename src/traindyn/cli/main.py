@@ -26,6 +26,10 @@ app = typer.Typer(
 )
 checkpoint_app = typer.Typer(help="Inspect checkpoints and explain why one does not fit a model.")
 app.add_typer(checkpoint_app, name="checkpoint")
+predictions_app = typer.Typer(
+    help="Pre-register predictions before training (lock) and judge them after it (check)."
+)
+app.add_typer(predictions_app, name="predictions")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -73,12 +77,19 @@ def run(
         bool,
         typer.Option("--analyze/--no-analyze", help="Analyse the runs when they finish."),
     ] = True,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            help="A predictions YAML locked into every run before training, judged after."
+        ),
+    ] = None,
 ) -> None:
     """Run a suite of experiments, then print a summary, draw heatmaps and analyse them.
 
     Example: traindyn run                      (the built-in quick suite on bundled data)
              traindyn run my-suite.yaml --dry-run
              traindyn run my-suite.yaml --out runs/x --resume
+             traindyn run quick --predictions predictions.yaml
              traindyn run phase1 --executor ray --address ray://head:10001 --out /shared/runs
     """
     from traindyn.experiments.executors import run_experiments
@@ -96,6 +107,14 @@ def run(
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     root = out or Path("runs") / f"{spec.name}-{stamp}"
     console.print(f"[bold]traindyn run {suite}[/]: {len(experiments)} experiments -> {root}")
+    if predictions is not None:
+        from traindyn.analysis.predictions import lock as lock_predictions
+
+        locked = lock_predictions(predictions, suite=root)
+        console.print(
+            f"Predictions {predictions} locked (sha256 {locked.lock.sha256[:12]}) before "
+            "training; each run's run.json holds them."
+        )
     results = run_experiments(
         experiments,
         root,
@@ -120,6 +139,11 @@ def run(
         console.print()
         _print_directory_analysis(run_analysis(root))
         console.print(f"Analysis tables are in {root}/analysis and each run's analysis/.")
+    if predictions is not None and finished:
+        from traindyn.analysis.predictions import check as check_predictions
+
+        console.print()
+        _print_prediction_check(check_predictions(root))
     if finished:
         from traindyn.report.build import report as write_report
 
@@ -498,6 +522,7 @@ def _print_run_analysis(result: Any) -> None:
                     str(name), f"{start}-{end}", *[cells.get(m, "-") for m in _PHASE_SCALARS]
                 )
             console.print(table)
+    _print_milestones(result.milestones)
     top = result.surviving.sort_values("snr", ascending=False).head(10)
     if len(top):
         events = Table(
@@ -528,6 +553,40 @@ def _print_run_analysis(result: Any) -> None:
         console.print(f"Different from chance ({control}): {_pct(share)} of tracked values")
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+def _print_milestones(table: Any) -> None:
+    """Seed 004's progress-tracking slots, filled: one row per milestone."""
+    if table is None or not len(table) or table["probe_accuracy"].isna().all():
+        return
+    out = Table(
+        "milestone",
+        "step",
+        "train loss",
+        "probe loss",
+        "match rate",
+        "p(correct) right / wrong",
+        title="Milestones",
+    )
+    for r in table.itertuples():
+        step = "-" if _missing(r.step) else str(r.step)
+        if not r.reached:
+            step += " (not reached)"
+        out.add_row(
+            f"{r.fraction:.0%}",
+            step,
+            _fmt(r.train_loss),
+            _fmt(r.probe_loss),
+            _pct(r.probe_accuracy),
+            f"{_fmt(r.probe_confidence_correct)} / {_fmt(r.probe_confidence_incorrect)}",
+        )
+    console.print(out)
+
+
+def _missing(value: Any) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
 
 
 def _print_directory_analysis(result: Any) -> None:
@@ -914,6 +973,108 @@ def validate(
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
         console.print(f"Scores written to {json_path}")
+
+
+@predictions_app.command("lock")
+@_friendly
+def predictions_lock(
+    file: Annotated[Path, typer.Argument(help="The predictions YAML file.")],
+    run_dir: Annotated[
+        Path | None,
+        typer.Option("--run", help="The run directory (it may not exist yet)."),
+    ] = None,
+    suite_dir: Annotated[
+        Path | None,
+        typer.Option("--suite", help="A suite directory: every run created in it is locked."),
+    ] = None,
+    late: Annotated[
+        bool,
+        typer.Option(
+            "--late", help="Lock a run that already has data (recorded and shown as LATE)."
+        ),
+    ] = False,
+) -> None:
+    """Freeze predictions (SHA-256, text, time) into a run's run.json before it trains.
+
+    Example: traindyn predictions lock predictions.yaml --run runs/my-run
+             traindyn predictions lock predictions.yaml --suite runs/phase1
+             traindyn run phase1 --out runs/phase1      (its runs take the lock)
+    """
+    from traindyn.analysis.predictions import lock
+
+    result = lock(file, run=run_dir, suite=suite_dir, late=late)
+    n = len(result.lock.content.splitlines())
+    console.print(
+        f"Locked {file} ({n} lines, sha256 {result.lock.sha256[:12]}) at "
+        f"{result.lock.locked_at.isoformat(timespec='seconds')}."
+    )
+    if result.pending is not None:
+        where = "the run" if run_dir is not None else "every run created directly in it"
+        console.print(f"Pending lock {result.pending}: {where} will hold it from its first row.")
+    for d in result.runs:
+        tag = " [bold red]LATE[/] (the run already had data)" if d in result.late else ""
+        console.print(f"  {d}/run.json{tag}")
+    console.print("Judge them after training with: traindyn predictions check RUN_OR_DIR")
+
+
+@predictions_app.command("check")
+@_friendly
+def predictions_check(
+    path: Annotated[Path, typer.Argument(help="A run directory or a directory of runs.")],
+    file: Annotated[
+        Path | None,
+        typer.Option(help="The predictions file now (default: the path it was locked from)."),
+    ] = None,
+    write: Annotated[
+        bool,
+        typer.Option(help="Write analysis/predictions.parquet (the report shows it)."),
+    ] = True,
+) -> None:
+    """Judge locked predictions: SUPPORTED / PARTIALLY / NOT SUPPORTED / UNTESTABLE.
+
+    Example: traindyn predictions check runs/my-run
+             traindyn predictions check runs/phase1 --file predictions.yaml
+    """
+    from traindyn.analysis.predictions import check
+
+    result = check(path, file=file, write=write)
+    _print_prediction_check(result)
+    if write:
+        console.print(f"Verdicts written to {path}/analysis/predictions.parquet")
+
+
+_VERDICT_STYLE = {
+    "SUPPORTED": "bold green",
+    "PARTIALLY SUPPORTED": "yellow",
+    "NOT SUPPORTED": "bold red",
+    "UNTESTABLE": "dim",
+}
+
+
+def _print_prediction_check(result: Any) -> None:
+    lock = result.lock
+    if lock is not None:
+        when = lock.locked_at.isoformat(timespec="seconds")
+        state = "[bold red]LATE[/]" if result.late else "before any data"
+        console.print(f"Predictions locked {when} (sha256 {lock.sha256[:12]}), {state}.")
+    for note in result.notes:
+        style = "bold red" if note.startswith(("EDITED", "LATE", "NOT LOCKED")) else "yellow"
+        console.print(f"[{style}]{note}[/]", highlight=False)
+    table = Table(title=f"Predictions: {result.path}", show_lines=True)
+    for column in ("id", "verdict", "value", "expected", "claim / numbers"):
+        table.add_column(column, overflow="fold")
+    for row in result.table.itertuples():
+        partial = f" (partial {row.partial})" if isinstance(row.partial, str) else ""
+        table.add_row(
+            str(row.id),
+            f"[{_VERDICT_STYLE[row.verdict]}]{row.verdict}[/]",
+            _fmt(row.value),
+            f"{row.statistic} {row.expected}{partial}",
+            f"{row.claim}\n[dim]{row.target}, {row.window}: {row.detail}[/]",
+        )
+    console.print(table)
+    counts = ", ".join(f"{n} {v.lower()}" for v, n in result.counts.items() if n)
+    console.print(f"{len(result.table)} predictions: {counts}.")
 
 
 @checkpoint_app.command("inspect")

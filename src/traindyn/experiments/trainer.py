@@ -122,6 +122,7 @@ def train(
             "total_steps": steps,
         },
         resume=resuming,
+        total_steps=steps,
     )
     start = 0
     if resuming and (at := latest_training_state(run_dir)) is not None:

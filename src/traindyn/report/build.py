@@ -143,6 +143,12 @@ def _what_was_run(data: Mapping[str, Any], run: Run) -> str:
     }
     if head["error"]:
         times["error"] = head["error"]
+    lock = run.manifest.predictions
+    if lock is not None:
+        times["predictions locked"] = (
+            f"{lock.locked_at.isoformat(timespec='seconds')}, sha256 {lock.sha256[:12]}"
+            + (f" LATE (after {lock.rows_at_lock} rows)" if lock.late else ", before any data")
+        )
     return (
         '<div class="td-cards">'
         + key_values(head["config"], title="Config")
@@ -282,10 +288,72 @@ def _run_block(run: Run, data: Mapping[str, Any]) -> str:
             f"<code>traindyn analyze {html.escape(str(run.path))} --checkpoints</code> "
             "compares early, mid and late checkpoints of a run with two or more.</p>"
         )
+    milestones = analysis_table(run, "milestones")
+    if milestones is not None and not milestones.empty:
+        parts.append(
+            "<h3>Milestones</h3>"
+            + '<div class="td-scroll">'
+            + table_html(
+                milestones.drop(columns=["target_step"], errors="ignore"),
+                {
+                    "fraction": "of training",
+                    "step": "step",
+                    "reached": "reached",
+                    "train_loss": "train loss",
+                    "train_accuracy": "train match rate",
+                    "probe_loss": "probe loss",
+                    "probe_accuracy": "probe match rate",
+                    "probe_confidence": "p(correct)",
+                    "probe_confidence_correct": "p(correct) when right",
+                    "probe_confidence_incorrect": "p(correct) when wrong",
+                },
+                caption="Probe values at the last sample at or before each milestone; train "
+                "values are means over the trailing 5% of training.",
+            )
+            + "</div>"
+        )
     predictions = analysis_table(run, "predictions")
     if predictions is not None:
-        parts.append("<h3>Pre-registered predictions</h3>" + table_html(predictions))
+        parts.append(predictions_html(predictions))
     return "".join(parts)
+
+
+def predictions_html(table: pd.DataFrame) -> str:
+    """The pre-registered predictions section: a verdict count, the lock state, the table."""
+    counts = table["verdict"].value_counts() if "verdict" in table.columns else pd.Series()
+    summary = ", ".join(f"{int(n)} {str(v).lower()}" for v, n in counts.items())
+    flags = []
+    for column, text in (
+        ("edited", "EDITED AFTER LOCK: the file differs from the locked text (judged)."),
+        ("late", "LATE: locked after the run had data; not pre-registered."),
+    ):
+        if column in table.columns and bool(table[column].any()):
+            flags.append(f'<p class="td-flag">{html.escape(text)}</p>')
+    if "locked" in table.columns and not bool(table["locked"].all()):
+        flags.append('<p class="td-flag">NOT LOCKED: these predictions were never locked.</p>')
+    return (
+        "<h3>Pre-registered predictions</h3>"
+        + (f"<p>{html.escape(summary)}</p>" if summary else "")
+        + "".join(flags)
+        + '<div class="td-scroll">'
+        + table_html(
+            table,
+            [
+                "id",
+                "verdict",
+                "value",
+                "statistic",
+                "expected",
+                "partial",
+                "target",
+                "window",
+                "claim",
+                "detail",
+            ],
+            caption="Judged by traindyn predictions check; value is the statistic's number.",
+        )
+        + "</div>"
+    )
 
 
 def run_page(
@@ -386,6 +454,11 @@ def directory_page(root: Path, runs: Sequence[Run], *, max_points: int = DEFAULT
     else:
         body = '<p class="td-empty">No group has two or more seeds.</p>'
     parts.append(section("Seed bands", body, anchor="bands"))
+    suite_predictions = directory_table(root, "predictions")
+    if suite_predictions is not None and not suite_predictions.empty:
+        parts.append(
+            section("Predictions", predictions_html(suite_predictions), anchor="predictions")
+        )
     blocks = []
     for i, (key, run) in enumerate(zip(data["order"], runs, strict=True)):
         hidden = "" if i == 0 else " hidden"

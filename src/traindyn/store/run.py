@@ -54,6 +54,7 @@ from traindyn.store.schema import (
     SCALARS_SCHEMA,
     SCHEMA_VERSION,
     ModelFingerprint,
+    PredictionLock,
     RunManifest,
     RunStatus,
     Versions,
@@ -69,7 +70,10 @@ __all__ = [
     "Run",
     "StoreWarning",
     "flush_on_signals",
+    "lock_predictions",
     "open_run",
+    "pending_predictions",
+    "write_pending_predictions",
 ]
 
 MANIFEST_NAME = "run.json"
@@ -77,6 +81,9 @@ METRICS_DIR = "metrics"
 SCALARS_DIR = "scalars"
 CHECKPOINTS_DIR = "checkpoints"
 ANALYSIS_DIR = "analysis"
+PENDING_PREDICTIONS = "predictions.lock.json"
+"""A lock waiting for its run: in a run directory not created yet, or in a suite's
+directory (then every run created directly inside it takes the lock)."""
 PART_GLOB = "part-*.parquet"
 _PART_RE = re.compile(r"^part-(\d+)-[0-9a-f]+\.parquet$")
 _CHECKPOINT_RE = re.compile(r"^step-(\d+)\.safetensors$")
@@ -440,6 +447,95 @@ def find_run_dirs(root: Path, *, limit: int | None = None) -> list[Path]:
             continue
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
     return sorted(found)
+
+
+def pending_predictions(directory: Path) -> PredictionLock | None:
+    """The lock waiting in ``directory`` (:data:`PENDING_PREDICTIONS`), or None.
+
+    Raises
+    ------
+    StoreError
+        If the file exists but is not a valid lock; the message names it.
+    """
+    path = Path(directory) / PENDING_PREDICTIONS
+    try:
+        raw = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        return PredictionLock.model_validate_json(raw)
+    except ValidationError as exc:
+        raise StoreError(
+            describe_validation_error(exc, str(path))
+            + "\nDelete the file and lock the predictions again."
+        ) from None
+
+
+def write_pending_predictions(directory: Path, lock: PredictionLock) -> Path:
+    """Write ``lock`` as the pending lock of ``directory`` (created if missing).
+
+    Raises
+    ------
+    StoreError
+        If ``directory`` already has a pending lock with other content (a lock is never
+        replaced), or is a file.
+    """
+    directory = Path(directory)
+    old = pending_predictions(directory)
+    if old is not None and old.sha256 != lock.sha256:
+        raise StoreError(
+            f"{directory / PENDING_PREDICTIONS} already locks other predictions (sha256 "
+            f"{old.sha256[:12]}, locked {old.locked_at.isoformat()}); a lock is never "
+            "replaced. Use a new run or suite directory for new predictions."
+        )
+    if old is not None:
+        return directory / PENDING_PREDICTIONS
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create {directory}: {exc}") from exc
+    data = lock.model_dump_json(indent=2).encode() + b"\n"
+    atomic_write(directory / PENDING_PREDICTIONS, lambda f: f.write(data))
+    return directory / PENDING_PREDICTIONS
+
+
+def lock_predictions(path: str | os.PathLike[str], lock: PredictionLock) -> RunManifest:
+    """Write ``lock`` into the ``run.json`` of the existing, idle run at ``path``.
+
+    The caller decides whether the lock is late (:func:`traindyn.analysis.predictions.lock`
+    measures what the run holds). Returns the new manifest.
+
+    Raises
+    ------
+    RunNotFound
+        If ``path`` holds no run.
+    StoreError
+        If the run already holds a lock (never replaced), or a live process is writing it
+        (its writer would overwrite ``run.json``): lock before training, e.g.
+        ``Tracker(predictions=...)``.
+    """
+    root = Path(os.path.abspath(path))
+    manifest_path = root / MANIFEST_NAME
+    manifest = read_manifest(manifest_path)
+    if manifest.predictions is not None:
+        if manifest.predictions.sha256 == lock.sha256:
+            return manifest
+        raise StoreError(
+            f"{root} already holds predictions locked at "
+            f"{manifest.predictions.locked_at.isoformat()} (sha256 "
+            f"{manifest.predictions.sha256[:12]}); a lock is never replaced. Record new "
+            "predictions in a new run."
+        )
+    if manifest.status == "running" and not manifest_is_stale(manifest):
+        raise StoreError(
+            f"{root} is being written by pid {manifest.pid} on {manifest.hostname}; its "
+            "writer rewrites run.json, so a lock cannot be added now. Lock before training "
+            "starts (Tracker(predictions=...), or `traindyn predictions lock` on the run "
+            "directory before it exists), or after the run ends with --late."
+        )
+    manifest = manifest.model_copy(update={"predictions": lock})
+    _write_manifest(manifest_path, manifest)
+    return manifest
 
 
 def _versions() -> Versions:
@@ -808,6 +904,7 @@ class Run:
         config: Any = None,
         model_fingerprint: ModelFingerprint | Mapping[str, Any] | None = None,
         probe: Any = None,
+        predictions: PredictionLock | None = None,
         exist_ok: bool = False,
         handle_signals: bool = True,
     ) -> Run:
@@ -823,6 +920,12 @@ class Run:
             From :func:`traindyn.store.fingerprint`.
         probe : JSON-like or None
             Description of the probe set (size, source, reduction rule).
+        predictions : PredictionLock or None
+            Pre-registered predictions to lock into ``run.json`` (see
+            :func:`traindyn.analysis.predictions.lock`). A new run without one takes the
+            pending lock (:data:`PENDING_PREDICTIONS`) of its own directory or, failing
+            that, of its parent (a suite directory locked before the suite ran). A lock
+            is never replaced: resuming with a different one raises.
         exist_ok : bool
             Append to the run already at ``path`` (resume): new parts are numbered after
             the existing ones, the status goes back to ``"running"``, and the fields
@@ -867,6 +970,17 @@ class Run:
                     "or pass exist_ok=True to append to it (resume)."
                 )
             old = read_manifest(manifest_path)
+            if (
+                predictions is not None
+                and old.predictions is not None
+                and old.predictions.sha256 != predictions.sha256
+            ):
+                raise StoreError(
+                    f"{root} already holds predictions locked at "
+                    f"{old.predictions.locked_at.isoformat()} (sha256 "
+                    f"{old.predictions.sha256[:12]}); a lock is never replaced. Resume "
+                    "without predictions=, or record the new predictions in a new run."
+                )
             if old.status == "running" and not manifest_is_stale(old):
                 raise StoreError(
                     f"{root} is still being written by pid {old.pid} on {old.hostname} "
@@ -878,9 +992,14 @@ class Run:
             for field, value in given.items():
                 if value is not None:
                     identity[field] = json_values.get(field, value)
+            if predictions is not None and old.predictions is None:
+                identity["predictions"] = predictions
             manifest = old.model_copy(update=identity)
             _write_manifest(manifest_path, manifest)
         else:
+            pending = root / PENDING_PREDICTIONS
+            if predictions is None:
+                predictions = pending_predictions(root) or pending_predictions(root.parent)
             cls._prepare_new_dir(root)
             manifest = RunManifest(
                 schema_version=SCHEMA_VERSION,
@@ -889,6 +1008,7 @@ class Run:
                 model_fingerprint=fingerprint,
                 probe=probe_json,
                 created_at=now,
+                predictions=predictions,
                 **identity,
             )
             try:
@@ -898,6 +1018,7 @@ class Run:
                     f"{root} already holds a run (another process created it just now). "
                     "Choose a new run name."
                 ) from None
+            pending.unlink(missing_ok=True)  # the manifest holds the lock now
         for sub in (METRICS_DIR, SCALARS_DIR):
             (root / sub).mkdir(exist_ok=True)
         writer = _Writer(root, manifest, _next_seq(root))
@@ -915,7 +1036,7 @@ class Run:
             raise StoreError(
                 f"{root} exists and is a file; a run is a directory. Choose another path."
             )
-        if root.is_dir() and any(root.iterdir()):
+        if root.is_dir() and any(p.name != PENDING_PREDICTIONS for p in root.iterdir()):
             children = find_run_dirs(root, limit=3)
             hint = (
                 f" It holds runs ({', '.join(str(c.relative_to(root)) for c in children)});"

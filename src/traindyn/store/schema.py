@@ -35,6 +35,7 @@ __all__ = [
     "SCALARS_SCHEMA",
     "SCHEMA_VERSION",
     "ModelFingerprint",
+    "PredictionLock",
     "RunManifest",
     "RunStatus",
     "TensorSpec",
@@ -155,6 +156,37 @@ class Versions(BaseModel):
     traindyn: str
 
 
+class PredictionLock(BaseModel):
+    """A predictions file frozen into ``run.json``: what was predicted, and when.
+
+    Parameters
+    ----------
+    sha256 : str
+        Hex SHA-256 of the file's bytes at lock time.
+    content : str
+        The file's text (UTF-8) at lock time: the predictions that are judged.
+    source : str
+        The path the file was locked from (absolute), so later edits can be noticed.
+    locked_at : datetime (UTC)
+        When it was locked.
+    late : bool
+        True when the run already held data at lock time (``--late``): shown beside every
+        verdict, since predictions made after seeing data are not pre-registered.
+    rows_at_lock, last_step_at_lock : int, int or None
+        How much the run held when it was locked (0 and None when it was empty).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    content: str
+    source: str
+    locked_at: AwareDatetime
+    late: bool = False
+    rows_at_lock: int = Field(default=0, ge=0)
+    last_step_at_lock: int | None = None
+
+
 class RunManifest(BaseModel):
     """Contents of ``run.json``, validated whenever it is read.
 
@@ -179,6 +211,8 @@ class RunManifest(BaseModel):
         ``updated_at`` is the heartbeat: rewritten at every flush.
     pid, hostname : int, str
         Process that writes the run; used to tell a live run from a killed one.
+    predictions : PredictionLock or None
+        The pre-registered predictions locked into this run (``traindyn predictions lock``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -196,6 +230,7 @@ class RunManifest(BaseModel):
     finished_at: AwareDatetime | None = None
     pid: int | None = None
     hostname: str | None = None
+    predictions: PredictionLock | None = None
 
 
 def describe_validation_error(error: ValidationError, source: str) -> str:
