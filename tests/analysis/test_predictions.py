@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from traindyn.analysis import predictions as P
+from traindyn.analysis.noise import trajectory_noise
 from traindyn.analysis.synthetic import planted_metrics
 from traindyn.exceptions import ConfigError, StoreError
 from traindyn.store import Run, open_run
@@ -414,3 +415,34 @@ def test_the_lock_lives_in_run_json(tmp_path: Path, pfile: Path) -> None:
 
     assert raw["predictions"]["sha256"] == hashlib.sha256(pfile.read_bytes()).hexdigest()
     assert raw["predictions"]["source"] == str(pfile.resolve())
+
+
+def test_a_change_inside_the_noise_is_unresolved_with_beyond_noise(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    run = Run.create(tmp_path / "r", handle_signals=False)
+    values = 10 + 0.01 * rng.standard_normal(400)
+    values[-1] = values[0] + 0.005  # a "change" of half the per-sample noise
+    run.append_metrics([(5 * i, "l0", "pr", float(v), None) for i, v in enumerate(values)])
+    run.finish()
+    body = """\
+    - id: p
+      claim: l0 rises
+      target: {layer: l0, metric: pr}
+      statistic: change
+      expect: {op: ">", value: 0}
+    """
+    plain = judge(run, body)
+    assert plain["verdict"] == "SUPPORTED"
+    assert plain["value"] == pytest.approx(0.005)
+    noise = float(re.search(r"noise ±([0-9.e-]+)", str(plain["detail"])).group(1))  # type: ignore[union-attr]
+    # the sd of a two-sample difference: sqrt(2) x the trajectory noise (true 0.01 here)
+    assert noise == pytest.approx(np.sqrt(2) * trajectory_noise(values), rel=0.05)
+    assert noise == pytest.approx(np.sqrt(2) * 0.01, rel=0.25)
+    strict = judge(run, body + "  beyond_noise: 3\n")
+    assert strict["verdict"] == "UNTESTABLE"
+    assert "within 3x the noise" in str(strict["detail"])
+    with pytest.raises(ConfigError, match="beyond_noise applies to change"):
+        P.parse(
+            "predictions:\n- {id: p, claim: c, target: {scalar: a}, statistic: mean, "
+            "expect: {op: '>', value: 0}, beyond_noise: 3}\n"
+        )

@@ -41,6 +41,11 @@ Conventions
   is on the mean of the per-series values (the earliest step for ``first_event_step``);
   with ``across: all`` every series is judged: all pass is SUPPORTED, all pass the
   partial rule or at least one passes is PARTIALLY SUPPORTED.
+* **Noise.** A change is reported with its noise: the standard deviation of the
+  difference of two samples, ``sqrt(2)`` times the series' trajectory noise
+  (:func:`~traindyn.analysis.noise.trajectory_noise`, from the whole series).
+  ``beyond_noise: k`` makes a change that is not larger than ``k`` times it unresolved
+  (UNTESTABLE for that series), the seeds' lesson that jumps of 1e-11 were noise.
 * **Verdicts.** SUPPORTED when the value meets ``expect``; PARTIALLY SUPPORTED when it
   meets ``partial`` instead; NOT SUPPORTED otherwise; UNTESTABLE when the data cannot
   answer (no matching run, layer or scalar, too few samples in the window, an unknown
@@ -71,6 +76,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from traindyn.analysis.noise import trajectory_noise
 from traindyn.analysis.phases import phases_of
 from traindyn.analysis.trajectories import total_steps_of
 from traindyn.exceptions import ConfigError, StoreError
@@ -273,6 +279,7 @@ class Prediction(_Model):
     across: Literal["mean", "all"] = "mean"
     expect: Expectation
     partial: Expectation | None = None
+    beyond_noise: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -284,6 +291,11 @@ class Prediction(_Model):
             self.versus.merged(self.target)  # raises if the merged target is invalid
         elif self.versus is not None:
             raise ValueError("versus is only used with statistic: difference")
+        uses_change = self.statistic in ("change", "relative_change") or (
+            self.statistic == "difference" and self.of in ("change", "relative_change")
+        )
+        if self.beyond_noise is not None and not uses_change:
+            raise ValueError("beyond_noise applies to change and relative_change only")
         if self.statistic == "first_event_step" and self.target.metric is None:
             raise ValueError("first_event_step is about a metric's events; give metric and layer")
         return self
@@ -553,6 +565,7 @@ class _Series:
     steps: np.ndarray[Any, np.dtype[np.int64]]
     values: np.ndarray[Any, np.dtype[np.float64]]
     window: tuple[int, int]
+    noise: float  # sd of the difference of two samples: sqrt(2) x the trajectory noise
 
     @property
     def label(self) -> str:
@@ -615,8 +628,11 @@ def _series(
             g = g.sort_values("step")
             steps = g["step"].to_numpy(np.int64)
             values = g["value"].to_numpy(np.float64)
-            keep = (steps >= lo) & (steps <= hi) & np.isfinite(values)
-            out.append(_Series(data, layer, steps[keep], values[keep], (lo, hi)))
+            finite = np.isfinite(values)
+            keep = (steps >= lo) & (steps <= hi) & finite
+            # the noise comes from the whole series: a short window cannot estimate it
+            noise = math.sqrt(2) * trajectory_noise(values[finite]) if finite.sum() > 2 else 0.0
+            out.append(_Series(data, layer, steps[keep], values[keep], (lo, hi), noise))
     return out, problems
 
 
@@ -627,7 +643,9 @@ def _glob(name: str, pattern: str) -> bool:
 _MIN_SAMPLES = {"final": 1, "mean": 1, "change": 2, "relative_change": 2, "slope": 2}
 
 
-def _statistic(s: _Series, statistic: SeriesStatistic) -> tuple[float, str]:
+def _statistic(
+    s: _Series, statistic: SeriesStatistic, beyond_noise: float | None = None
+) -> tuple[float, str]:
     """The value of one series and the numbers behind it (or NaN and why)."""
     n = len(s.values)
     span = f"steps {s.steps[0]}-{s.steps[-1]}, n={n}" if n else ""
@@ -642,13 +660,16 @@ def _statistic(s: _Series, statistic: SeriesStatistic) -> tuple[float, str]:
     if statistic == "mean":
         value = float(np.mean(s.values))
         return value, f"{s.label}: mean {value:.4g} ({span})"
-    if statistic == "change":
-        return last - first, f"{s.label}: {first:.4g} -> {last:.4g} ({span})"
-    if statistic == "relative_change":
-        if first == 0:
+    if statistic in ("change", "relative_change"):
+        if statistic == "relative_change" and first == 0:
             return math.nan, f"{s.label}: starts at 0, so a relative change is undefined"
-        value = (last - first) / abs(first)
-        return value, f"{s.label}: {first:.4g} -> {last:.4g} = {value:+.1%} ({span})"
+        scale = abs(first) if statistic == "relative_change" else 1.0
+        value, noise = (last - first) / scale, s.noise / scale
+        shown = f"{value:+.1%}" if statistic == "relative_change" else f"{value:+.4g}"
+        note = f"{s.label}: {first:.4g} -> {last:.4g} = {shown} ({span}, noise ±{noise:.2g})"
+        if beyond_noise is not None and not abs(value) > beyond_noise * noise:
+            return math.nan, f"{note}: within {beyond_noise:g}x the noise, so unresolved"
+        return value, note
     if len(np.unique(s.steps)) < 2:
         return math.nan, f"{s.label}: a slope needs two distinct steps"
     slope = float(np.polyfit(s.steps.astype(np.float64), s.values, 1)[0])
@@ -686,7 +707,7 @@ def _values(
             assert target.metric is not None
             value, note = _first_event(s, target.metric)
         else:
-            value, note = _statistic(s, statistic)  # type: ignore[arg-type]
+            value, note = _statistic(s, statistic, p.beyond_noise)  # type: ignore[arg-type]
         values.append(value)
         notes.append(note)
     return values, notes, problems
