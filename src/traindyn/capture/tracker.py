@@ -804,7 +804,8 @@ def _classification_stats(
 
     Also the mean probability of the correct class over the examples predicted right
     (``*_confidence_correct``) and wrong (``*_confidence_incorrect``; NaN when there are
-    none, and then not recorded): seed 004's "token-level confidence on correct vs incorrect answers".
+    none, and then not recorded): seed 004's "token-level confidence on correct vs
+    incorrect answers".
 
     ``logits`` are ``(n, classes)``, ``(n, t, vocab)`` with ``(n, t)`` targets, or binary
     ``(n,)``/``(n, 1)`` logits of the positive class (sigmoid). Negative targets (the
