@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("*.py"))
+# Run elsewhere, once, with more assertions (each is a subprocess of tens of seconds).
+TESTED_ELSEWHERE = {"lora_minilm.py": "tests/integrations/test_lora_example.py"}
+EXAMPLES = sorted(
+    p
+    for p in (Path(__file__).parents[1] / "examples").glob("*.py")
+    if p.name not in TESTED_ELSEWHERE
+)
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
