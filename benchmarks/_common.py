@@ -34,6 +34,7 @@ __all__ = [
     "gc_quiet",
     "interleaved_times",
     "median",
+    "planted_suite_table",
     "print_header",
     "setup_threads",
     "verdict",
@@ -219,3 +220,34 @@ def _cell(value: Any) -> str:
 def verdict(ok: bool, text: str) -> str:
     """One target line: ``PASS  <text>`` or ``MISS  <text>``."""
     return f"{'PASS' if ok else 'MISS'}  {text}"
+
+
+def planted_suite_table(
+    rng: np.random.Generator,
+    layers: Sequence[str],
+    metrics: Sequence[str],
+    n_samples: int,
+    every: int,
+    seed: int,
+) -> Any:
+    """A phase1-shaped run's metrics table: decaying trajectories, noise 0.05, and steps of
+    10-15 noise sd on 2 random layers at a random sample in 40..360 (draws from ``rng``)."""
+    from traindyn.analysis.synthetic import planted_metrics
+
+    noise = 0.05
+    jumps = {
+        str(layer): {
+            int(rng.integers(40, 360)): float(rng.uniform(10, 15) * rng.choice([-1, 1])) * noise
+        }
+        for layer in rng.choice(list(layers), size=2, replace=False)
+    }
+    return planted_metrics(
+        n_samples=n_samples,
+        every=every,
+        layers=layers,
+        metrics=metrics,
+        jumps=jumps,
+        noise=noise,
+        decay=(4.0, float(rng.uniform(20, 40))),
+        seed=seed,
+    )

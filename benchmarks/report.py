@@ -89,6 +89,7 @@ from _common import (
     gc_quiet,
     interleaved_times,
     median,
+    planted_suite_table,
     print_header,
     setup_threads,
     verdict,
@@ -96,7 +97,6 @@ from _common import (
 
 import traindyn as td
 from traindyn.analysis import analyze
-from traindyn.analysis.synthetic import planted_metrics
 from traindyn.report.build import report
 from traindyn.report.serve import make_server
 from traindyn.store import Run
@@ -208,23 +208,7 @@ def run_config(arch: str, dataset: str) -> dict[str, Any]:
 def sample_values(layers: list[str], seed: int) -> np.ndarray:
     """Values of one run, shape (N_SAMPLES, len(layers), len(METRICS))."""
     rng = np.random.default_rng(seed)
-    noise = 0.05
-    jumps = {  # 2 layers, 10-15 noise sd at a random sample in 40..360
-        str(layer): {
-            int(rng.integers(40, 360)): float(rng.uniform(10, 15) * rng.choice([-1, 1])) * noise
-        }
-        for layer in rng.choice(layers, size=2, replace=False)
-    }
-    table = planted_metrics(
-        n_samples=N_SAMPLES,
-        every=EVERY,
-        layers=layers,
-        metrics=METRICS,
-        jumps=jumps,
-        noise=noise,
-        decay=(4.0, float(rng.uniform(20, 40))),
-        seed=seed,
-    )
+    table = planted_suite_table(rng, layers, METRICS, N_SAMPLES, EVERY, seed)
     wide = table.pivot_table(index="step", columns=["layer", "metric"], values="value")
     out = np.empty((N_SAMPLES, len(layers), len(METRICS)))
     for j, layer in enumerate(layers):
