@@ -4,11 +4,50 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 from traindyn.capture import Tracker
+from traindyn.exceptions import ConfigError
+from traindyn.store import Run
 
-__all__ = ["check_tracker_kwargs"]
+__all__ = ["TrackerOwner", "check_tracker_kwargs"]
+
+
+class TrackerOwner:
+    """What a framework callback that builds a Tracker when training starts exposes.
+
+    Subclasses set ``run``, ``_tracker`` (None until training starts), ``_open`` and
+    ``_starts`` (how a user gets the tracker built, for the error message).
+    """
+
+    _starts: ClassVar[str]
+    run: str | Path | Run
+    _tracker: Tracker | None
+    _open: bool
+
+    @property
+    def tracker(self) -> Tracker:
+        """The :class:`~traindyn.Tracker` of this run (built when training starts)."""
+        if self._tracker is None:
+            raise ConfigError(f"callback.tracker exists once {self._starts}")
+        return self._tracker
+
+    @property
+    def run_path(self) -> Path:
+        """The run directory (absolute once the run is created)."""
+        created: Run | None = getattr(self._tracker, "run_", None)
+        if created is not None:
+            return created.path
+        return self.run.path if isinstance(self.run, Run) else Path(self.run)
+
+    def close(
+        self, *, status: Literal["finished", "failed"] = "finished", error: str | None = None
+    ) -> None:
+        """Close the run now (a no-op when it is closed or never started)."""
+        if self._tracker is not None and self._open:
+            self._open = False
+            self._tracker.close(status=status, error=error)
 
 
 def check_tracker_kwargs(

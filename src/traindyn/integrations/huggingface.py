@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 from torch import nn
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
@@ -35,7 +35,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from traindyn.capture import Tracker
 from traindyn.capture.schedule import Schedule
 from traindyn.exceptions import ConfigError
-from traindyn.integrations._common import check_tracker_kwargs
+from traindyn.integrations._common import TrackerOwner, check_tracker_kwargs
 from traindyn.store import Run
 
 __all__ = ["TraindynCallback"]
@@ -86,7 +86,7 @@ _LOG_RENAMES = {"learning_rate": "lr"}
 """Hugging Face log keys renamed to the name traindyn gives the same quantity."""
 
 
-class TraindynCallback(TrainerCallback):
+class TraindynCallback(TrackerOwner, TrainerCallback):
     """A ``transformers.TrainerCallback`` that records a run with a :class:`~traindyn.Tracker`.
 
     The tracker is built when training begins (``on_train_begin`` brings the model),
@@ -153,6 +153,11 @@ class TraindynCallback(TrainerCallback):
     TypeError: TraindynCallback got an unknown Tracker option 'evry'; valid options: ...
     """
 
+    _starts = (
+        "training begins: pass the callback to Trainer(callbacks=[...]) and call "
+        "trainer.train() first."
+    )
+
     def __init__(
         self,
         probe: Any,
@@ -175,33 +180,7 @@ class TraindynCallback(TrainerCallback):
         self._tracker: Tracker | None = None
         self._open = False
 
-    @property
-    def tracker(self) -> Tracker:
-        """The :class:`~traindyn.Tracker` of this run (built when training begins)."""
-        if self._tracker is None:
-            raise ConfigError(
-                "callback.tracker exists once training begins: pass the callback to "
-                "Trainer(callbacks=[...]) and call trainer.train() first."
-            )
-        return self._tracker
-
-    @property
-    def run_path(self) -> Path:
-        """The run directory (absolute once the run is created)."""
-        created: Run | None = getattr(self._tracker, "run_", None)
-        if created is not None:
-            return created.path
-        return self.run.path if isinstance(self.run, Run) else Path(self.run)
-
     # ------------------------------------------------------------------ lifecycle
-    def close(
-        self, *, status: Literal["finished", "failed"] = "finished", error: str | None = None
-    ) -> None:
-        """Close the run now (a no-op when it is closed or never started)."""
-        if self._tracker is not None and self._open:
-            self._open = False
-            self._tracker.close(status=status, error=error)
-
     def __enter__(self) -> Self:
         return self
 

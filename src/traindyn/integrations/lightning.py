@@ -22,7 +22,7 @@ import math
 import numbers
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -31,7 +31,7 @@ from torch.optim import Optimizer
 from traindyn.capture import Tracker
 from traindyn.capture.schedule import Schedule
 from traindyn.exceptions import ConfigError
-from traindyn.integrations._common import check_tracker_kwargs
+from traindyn.integrations._common import TrackerOwner, check_tracker_kwargs
 from traindyn.store import Run
 
 __all__ = ["TraindynLightningCallback"]
@@ -44,7 +44,7 @@ _RESERVED = {
 }
 
 
-class TraindynLightningCallback(pl.Callback):
+class TraindynLightningCallback(TrackerOwner, pl.Callback):
     """A ``lightning.pytorch.Callback`` that records a run with a :class:`~traindyn.Tracker`.
 
     The tracker is built in ``on_fit_start`` for the ``LightningModule`` being fitted,
@@ -109,6 +109,11 @@ class TraindynLightningCallback(pl.Callback):
     True
     """
 
+    _starts = (
+        "the fit starts: pass the callback to Trainer(callbacks=[...]) and call "
+        "trainer.fit(...) first."
+    )
+
     def __init__(
         self,
         probe: Any,
@@ -133,24 +138,6 @@ class TraindynLightningCallback(pl.Callback):
         self._lr: float | None = None
 
     @property
-    def tracker(self) -> Tracker:
-        """The :class:`~traindyn.Tracker` of this run (built when the fit starts)."""
-        if self._tracker is None:
-            raise ConfigError(
-                "callback.tracker exists once the fit starts: pass the callback to "
-                "Trainer(callbacks=[...]) and call trainer.fit(...) first."
-            )
-        return self._tracker
-
-    @property
-    def run_path(self) -> Path:
-        """The run directory (absolute once the run is created)."""
-        created: Run | None = getattr(self._tracker, "run_", None)
-        if created is not None:
-            return created.path
-        return self.run.path if isinstance(self.run, Run) else Path(self.run)
-
-    @property
     def state_key(self) -> str:
         """Key of this callback's state in a checkpoint: one per run directory.
 
@@ -158,14 +145,6 @@ class TraindynLightningCallback(pl.Callback):
         checkpoint is restored) and after, however ``run`` was spelled.
         """
         return self._generate_state_key(run=str(self.run_path.resolve()))
-
-    def close(
-        self, *, status: Literal["finished", "failed"] = "finished", error: str | None = None
-    ) -> None:
-        """Close the run now (a no-op when it is closed or never started)."""
-        if self._tracker is not None and self._open:
-            self._open = False
-            self._tracker.close(status=status, error=error)
 
     # ------------------------------------------------------------------ Trainer hooks
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
