@@ -86,6 +86,7 @@ from traindyn.store.run import (
     find_run_dirs,
     lock_predictions,
     pending_predictions,
+    predictions_conflict,
     write_analysis_file,
     write_pending_predictions,
 )
@@ -394,15 +395,19 @@ def make_lock(
         raise ConfigError(f"predictions file {path} does not exist.")
     text = _read_text(path)
     parse(text, source=str(path))
-    rows, last = _held(Path(run)) if run is not None else (0, None)
-    return PredictionLock(
+    fresh = PredictionLock(
         sha256=_sha256(data),
         content=text,
         source=str(path.resolve()),
         locked_at=datetime.now(UTC),
-        late=rows > 0,
-        rows_at_lock=rows,
-        last_step_at_lock=last,
+    )
+    return fresh if run is None else _with_held(fresh, *_held(Path(run)))
+
+
+def _with_held(lock: PredictionLock, rows: int, last: int | None) -> PredictionLock:
+    """``lock`` for a run that holds ``rows`` rows up to step ``last`` (late if any)."""
+    return lock.model_copy(
+        update={"late": rows > 0, "rows_at_lock": rows, "last_step_at_lock": last}
     )
 
 
@@ -426,11 +431,6 @@ def lock_for_tracker(file: str | os.PathLike[str], run: str | os.PathLike[str]) 
         f"{new.last_step_at_lock}), so predictions locked now are not pre-registered. Lock "
         f"them explicitly with `traindyn predictions lock {file} --run {run} --late`."
     )
-
-
-def _locked_sha(run_dir: Path) -> str | None:
-    lock = open_run(run_dir).manifest.predictions
-    return None if lock is None else lock.sha256
 
 
 @dataclass(frozen=True)
@@ -489,15 +489,12 @@ def lock(
         existing = find_run_dirs(target) if target.is_dir() else []
     fresh = make_lock(file)
     # a run that already holds this very file is left as it is (locking twice is a no-op)
-    holding = {d: _locked_sha(d) for d in existing}
-    existing = [d for d in existing if holding[d] != fresh.sha256]
-    other = [d for d in existing if holding[d] is not None]
-    if other:
-        raise StoreError(
-            f"{other[0]} already holds other predictions (sha256 {holding[other[0]]!s:.12}); a "
-            "lock is never replaced. Record new predictions in a new run."
-        )
-    locks = {d: make_lock(file, d) for d in existing}
+    holding = {d: open_run(d).manifest.predictions for d in existing}
+    existing = [d for d in existing if (lk := holding[d]) is None or lk.sha256 != fresh.sha256]
+    for d in existing:  # before anything is written, and before the late check
+        if (prior := holding[d]) is not None:
+            raise predictions_conflict(d, prior, "Record new predictions in a new run.")
+    locks = {d: _with_held(fresh, *_held(d)) for d in existing}
     with_data = [d for d, lk in locks.items() if lk.late]
     if with_data and not late:
         held = ", ".join(

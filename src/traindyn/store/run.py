@@ -449,6 +449,14 @@ def find_run_dirs(root: Path, *, limit: int | None = None) -> list[Path]:
     return sorted(found)
 
 
+def predictions_conflict(where: Path, old: PredictionLock, advice: str) -> StoreError:
+    """The error for a lock that would replace ``old`` (a lock is never replaced)."""
+    return StoreError(
+        f"{where} already holds predictions locked at {old.locked_at.isoformat()} (sha256 "
+        f"{old.sha256[:12]}); a lock is never replaced. {advice}"
+    )
+
+
 def pending_predictions(directory: Path) -> PredictionLock | None:
     """The lock waiting in ``directory`` (:data:`PENDING_PREDICTIONS`), or None.
 
@@ -483,10 +491,10 @@ def write_pending_predictions(directory: Path, lock: PredictionLock) -> Path:
     directory = Path(directory)
     old = pending_predictions(directory)
     if old is not None and old.sha256 != lock.sha256:
-        raise StoreError(
-            f"{directory / PENDING_PREDICTIONS} already locks other predictions (sha256 "
-            f"{old.sha256[:12]}, locked {old.locked_at.isoformat()}); a lock is never "
-            "replaced. Use a new run or suite directory for new predictions."
+        raise predictions_conflict(
+            directory / PENDING_PREDICTIONS,
+            old,
+            "Use a new run or suite directory for new predictions.",
         )
     if old is not None:
         return directory / PENDING_PREDICTIONS
@@ -520,11 +528,8 @@ def lock_predictions(path: str | os.PathLike[str], lock: PredictionLock) -> RunM
     if manifest.predictions is not None:
         if manifest.predictions.sha256 == lock.sha256:
             return manifest
-        raise StoreError(
-            f"{root} already holds predictions locked at "
-            f"{manifest.predictions.locked_at.isoformat()} (sha256 "
-            f"{manifest.predictions.sha256[:12]}); a lock is never replaced. Record new "
-            "predictions in a new run."
+        raise predictions_conflict(
+            root, manifest.predictions, "Record new predictions in a new run."
         )
     if manifest.status == "running" and not manifest_is_stale(manifest):
         raise StoreError(
@@ -975,11 +980,10 @@ class Run:
                 and old.predictions is not None
                 and old.predictions.sha256 != predictions.sha256
             ):
-                raise StoreError(
-                    f"{root} already holds predictions locked at "
-                    f"{old.predictions.locked_at.isoformat()} (sha256 "
-                    f"{old.predictions.sha256[:12]}); a lock is never replaced. Resume "
-                    "without predictions=, or record the new predictions in a new run."
+                raise predictions_conflict(
+                    root,
+                    old.predictions,
+                    "Resume without predictions=, or record the new predictions in a new run.",
                 )
             if old.status == "running" and not manifest_is_stale(old):
                 raise StoreError(
