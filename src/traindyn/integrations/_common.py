@@ -26,6 +26,36 @@ class TrackerOwner:
     _tracker: Tracker | None
     _open: bool
 
+    def _setup(
+        self,
+        probe: Any,
+        run: str | Path | Run,
+        every: Any,
+        tracker_kwargs: dict[str, Any],
+        *,
+        reserved: Mapping[str, str],
+        config_key: str,
+        config_what: str,
+    ) -> None:
+        """Check the options now (not when training starts) and store them.
+
+        ``config_key`` is the entry of the run's config the callback writes (what it holds:
+        ``config_what``); a user's ``config=`` must leave it alone.
+        """
+        owner = type(self).__name__
+        check_tracker_kwargs(tracker_kwargs, owner=owner, reserved=reserved)
+        if config_key in (tracker_kwargs.get("config") or {}):
+            raise ConfigError(
+                f"config[{config_key!r}] is written by {owner} ({config_what}); put your own "
+                "entries under another key."
+            )
+        self.probe = probe
+        self.run = run
+        self.every = every
+        self.tracker_kwargs = tracker_kwargs
+        self._tracker = None
+        self._open = False
+
     @property
     def tracker(self) -> Tracker:
         """The :class:`~traindyn.Tracker` of this run (built when training starts)."""

@@ -35,7 +35,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from traindyn.capture import Tracker
 from traindyn.capture.schedule import Schedule
 from traindyn.exceptions import ConfigError
-from traindyn.integrations._common import TrackerOwner, check_tracker_kwargs
+from traindyn.integrations._common import TrackerOwner
 from traindyn.store import Run
 
 __all__ = ["TraindynCallback"]
@@ -166,19 +166,15 @@ class TraindynCallback(TrackerOwner, TrainerCallback):
         every: int | Sequence[int] | Schedule = 5,
         **tracker_kwargs: Any,
     ) -> None:
-        check_tracker_kwargs(tracker_kwargs, owner=type(self).__name__, reserved=_RESERVED)
-        config = tracker_kwargs.get("config") or {}
-        if "huggingface" in config:
-            raise ConfigError(
-                "config['huggingface'] is written by TraindynCallback (the TrainingArguments); "
-                "put your own entries under another key."
-            )
-        self.probe = _split_labels(probe)
-        self.run = run
-        self.every = every
-        self.tracker_kwargs = tracker_kwargs
-        self._tracker: Tracker | None = None
-        self._open = False
+        self._setup(
+            _split_labels(probe),
+            run,
+            every,
+            tracker_kwargs,
+            reserved=_RESERVED,
+            config_key="huggingface",
+            config_what="the TrainingArguments",
+        )
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> Self:

@@ -31,7 +31,7 @@ from torch.optim import Optimizer
 from traindyn.capture import Tracker
 from traindyn.capture.schedule import Schedule
 from traindyn.exceptions import ConfigError
-from traindyn.integrations._common import TrackerOwner, check_tracker_kwargs
+from traindyn.integrations._common import TrackerOwner
 from traindyn.store import Run
 
 __all__ = ["TraindynLightningCallback"]
@@ -122,18 +122,15 @@ class TraindynLightningCallback(TrackerOwner, pl.Callback):
         every: int | Sequence[int] | Schedule = 5,
         **tracker_kwargs: Any,
     ) -> None:
-        check_tracker_kwargs(tracker_kwargs, owner=type(self).__name__, reserved=_RESERVED)
-        if "lightning" in (tracker_kwargs.get("config") or {}):
-            raise ConfigError(
-                "config['lightning'] is written by TraindynLightningCallback (the Trainer's "
-                "settings); put your own entries under another key."
-            )
-        self.probe = probe
-        self.run = run
-        self.every = every
-        self.tracker_kwargs = tracker_kwargs
-        self._tracker: Tracker | None = None
-        self._open = False
+        self._setup(
+            probe,
+            run,
+            every,
+            tracker_kwargs,
+            reserved=_RESERVED,
+            config_key="lightning",
+            config_what="the Trainer's settings",
+        )
         self._loaded_state: dict[str, Any] | None = None
         self._lr: float | None = None
 
