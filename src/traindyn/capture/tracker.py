@@ -247,6 +247,7 @@ class Tracker:
                     f"{type(mirror).__name__}."
                 )
         self.mirrors = list(mirrors)
+        self._mirrors_given = tuple(mirrors)  # all closed at the end, dropped ones too
         self.predictions = None if predictions is None else Path(predictions)
         if self.predictions is not None and not self.predictions.is_file():
             raise ConfigError(
@@ -358,7 +359,7 @@ class Tracker:
                 status, error = "failed", f"recording failed: {self._worker_error!r}"
             self.run_.finish(status=status, error=error)  # a no-op if already finished
         finally:
-            for mirror in self.mirrors:
+            for mirror in self._mirrors_given:
                 self._call_mirror(mirror, "close")
             self._emit_warnings()
         self._raise_worker_error()
